@@ -1,0 +1,106 @@
+"""The one environment protocol every backend speaks.
+
+Environments are *batched*: an ``Environment`` owns ``num_envs`` copies and its ``reset`` /
+``step`` take and return arrays with a leading ``[num_envs]`` axis. Backends that are
+single-env functions (gymnax, Brax, Craftax) ``vmap`` inside their adapter; backends that
+are pools (envpool) map their pool onto that axis. The agent never vmaps over envs itself.
+
+``step`` follows gymnax 1.0: it returns ``(obs, state, reward, terminated, truncated,
+info)`` and resets finished environments automatically. ``terminated`` means the MDP
+ended (no bootstrap); ``truncated`` means a time limit cut the episode (bootstrap from
+``info.final_obs``, the observation *before* the automatic reset).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class DiscreteActions(NamedTuple):
+    """``n`` discrete actions, encoded as int32 scalars."""
+
+    n: int
+
+
+class ContinuousActions(NamedTuple):
+    """A box of float32 actions of ``shape``, bounded elementwise by ``low``/``high``."""
+
+    shape: tuple[int, ...]
+    low: float
+    high: float
+
+
+ActionSpace = DiscreteActions | ContinuousActions
+
+
+class EnvSpec(NamedTuple):
+    """Static facts about a batched environment (hashable: decides shapes)."""
+
+    name: str
+    num_envs: int
+    obs_shape: tuple[int, ...]
+    action_space: ActionSpace
+    num_tasks: int = 1
+
+
+class StepInfo(NamedTuple):
+    """What every step reports besides obs/reward/terminated/truncated. All ``[num_envs]``.
+
+    Attributes:
+      final_obs: ``[N, *obs_shape]`` observation reached by this step, before auto-reset.
+      task_id: int32 index of the task the step was taken in.
+      task_switched: bool, True on the first step of a new task.
+      episode_return: undiscounted return of the episode that ended at this step; 0 where
+        no episode ended.
+      episode_length: length of that episode; 0 where none ended.
+      extras: backend-specific per-env arrays (e.g. Craftax achievements); a fixed dict.
+    """
+
+    final_obs: Array
+    task_id: Array
+    task_switched: Array
+    episode_return: Array
+    episode_length: Array
+    extras: dict[str, Array]
+
+
+class Environment(abc.ABC):
+    """Batched, auto-resetting environment. Pure: all state lives in ``state``."""
+
+    spec: EnvSpec
+
+    @abc.abstractmethod
+    def reset(self, key: Array) -> tuple[Array, Any]:
+        """Returns ``(obs [N, *obs_shape], state)``."""
+
+    @abc.abstractmethod
+    def step(
+        self, key: Array, state: Any, action: Array
+    ) -> tuple[Array, Any, Array, Array, Array, StepInfo]:
+        """Returns ``(obs, state, reward [N], terminated [N], truncated [N], info)``."""
+
+
+class EpisodeStats(NamedTuple):
+    """Running return/length per env, carried inside adapters' states."""
+
+    running_return: Array
+    running_length: Array
+
+    @classmethod
+    def zeros(cls, num_envs: int) -> EpisodeStats:
+        return cls(jnp.zeros(num_envs, jnp.float32), jnp.zeros(num_envs, jnp.int32))
+
+    def update(self, reward: Array, done: Array) -> tuple[EpisodeStats, Array, Array]:
+        """Adds ``reward``; returns the new stats and the finished episodes' return/length."""
+        ret = self.running_return + reward.astype(jnp.float32)
+        length = self.running_length + 1
+        finished_ret = jnp.where(done, ret, 0.0)
+        finished_len = jnp.where(done, length, 0)
+        new = EpisodeStats(jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
+        return new, finished_ret, finished_len

@@ -1,0 +1,109 @@
+"""The method contract: traced hyperparameters plus up to four pure hooks.
+
+A ``Method`` is built once, on the host, from its config entry (name, static options,
+traced hyperparameter defaults). Inside the compiled program it is only ever *called*:
+its numbers arrive as traced arrays in ``hp`` (this method's own dict), never closed over.
+
+Hooks (all optional):
+
+* ``network(spec) -> spec``: a static edit of the ``NetworkSpec`` (CReLU, LayerNorm, ...).
+* ``optimizer(tx, hp) -> tx``: wraps the agent's ``GradientTransformation`` (TRAC, SAM, ...).
+  The wrapped transform is called as ``tx.update(grads, state, params, key=key)``; use
+  ``optax.GradientTransformationExtraArgs`` to receive the per-step PRNG ``key``.
+* ``penalty(params, anchor_params, hp) -> scalar``: added to the loss; ``anchor_params``
+  are the parameters at initialisation (L2-to-init, Parseval, ...).
+* ``intervention``: an ``Intervention`` fired by a traced schedule between updates
+  (ReDo, resets, injection, continual backprop, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import optax
+
+from plasticine_jax.networks.spec import NetworkSpec
+
+Array = jax.Array
+Params = Any
+HP = Mapping[str, Array]
+
+
+class Events(NamedTuple):
+    """What schedules may look at; all traced scalars.
+
+    Attributes:
+      update_step: int32, number of updates completed *including* the current one.
+      task_id: int32, task of the most recent environment step (env 0).
+      task_switched: bool, a task switch happened during the current update's rollout.
+      task_step: int32, env steps (per env) since the current task began.
+      steps_per_task: int32, env steps per task (0 when the scenario has a single task).
+    """
+
+    update_step: Array
+    task_id: Array
+    task_switched: Array
+    task_step: Array
+    steps_per_task: Array
+
+
+class LearnerState(NamedTuple):
+    """The part of the agent's state that interventions may rewrite."""
+
+    params: Params
+    opt_state: optax.OptState
+    init_params: Params
+    method_state: dict[str, Any]
+
+
+class ModelContext(NamedTuple):
+    """Static helpers interventions need to look at or rebuild the network.
+
+    Attributes:
+      apply: ``apply(params, obs [B, ...]) -> ACOutput`` (features and activations).
+      init: ``init(key) -> params``, a fresh initialisation of the whole network.
+      spec: the network's final ``NetworkSpec`` (after all network edits).
+    """
+
+    apply: Callable[[Params, Array], Any]
+    init: Callable[[Array], Params]
+    spec: NetworkSpec
+
+
+class Intervention(NamedTuple):
+    """A scheduled, pure rewrite of the learner state.
+
+    Attributes:
+      schedule: ``(events, hp) -> bool`` scalar; traced, so its period may be a hyperparameter.
+      apply: ``(learner, probe_obs [P, ...], key, hp, events, ctx) -> learner``.
+      init_state: ``(params, key) -> pytree`` stored at ``learner.method_state[name]``.
+    """
+
+    schedule: Callable[[Events, HP], Array]
+    apply: Callable[..., LearnerState]
+    init_state: Callable[[Params, Array], Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A named mitigation method. See the module docstring for the hooks' contracts.
+
+    Attributes:
+      name: registry name, also the key of its hyperparameters in ``hp.methods``.
+      hp: traced hyperparameter defaults (floats); the config may override and sweep them.
+      network / optimizer / penalty / intervention: the hooks, ``None`` when unused.
+      conflicts: names of methods this one cannot be combined with.
+    """
+
+    name: str
+    hp: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    network: Callable[[NetworkSpec], NetworkSpec] | None = None
+    optimizer: Callable[[optax.GradientTransformation, HP], optax.GradientTransformation] | None = (
+        None
+    )
+    penalty: Callable[[Params, Params, HP], Array] | None = None
+    intervention: Intervention | None = None
+    conflicts: tuple[str, ...] = ()
