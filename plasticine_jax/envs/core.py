@@ -47,6 +47,7 @@ class EnvSpec(NamedTuple):
     obs_shape: tuple[int, ...]
     action_space: ActionSpace
     num_tasks: int = 1
+    steps_per_task: int = 0  # per-env steps per task; 0 for a single, endless task
 
 
 class StepInfo(NamedTuple):
