@@ -1,0 +1,359 @@
+"""PPO (Schulman et al. 2017) as in CleanRL / Plasticine, with methods and in-step metrics.
+
+One member (a seed with its hyperparameters) is a ``TrainState``; the runner vmaps
+``update`` over members and scans it over updates. The update counter is passed in
+*unbatched*, so ``lax.cond`` on "is this a metrics update?" stays a real branch under
+``vmap`` and metrics cost nothing on the other updates.
+
+Loss (CleanRL ``ppo.py``): clipped surrogate ``max(-A r, -A clip(r, 1±eps))``, optional
+value clipping ``0.5 max((v-G)^2, (v_old + clip(v - v_old, ±eps) - G)^2)``, entropy bonus,
+per-minibatch advantage normalisation, global grad-norm clipping, Adam (eps 1e-5) with
+optional linear learning-rate annealing. Time-limit truncations bootstrap from the value of
+the final observation (CleanRL treats them as terminations; we do not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from plasticine_jax import metrics as pm
+from plasticine_jax.agents import distributions as D
+from plasticine_jax.agents.returns import truncated_gae
+from plasticine_jax.config.load import num_updates
+from plasticine_jax.config.schema import ExperimentConfig
+from plasticine_jax.envs.core import ContinuousActions, Environment
+from plasticine_jax.methods import compose
+from plasticine_jax.methods.base import Events, LearnerState, Method, ModelContext
+from plasticine_jax.networks import ActorCritic, NetworkSpec
+
+Array = jax.Array
+HP = dict[str, Any]
+
+
+class Transition(NamedTuple):
+    """One rollout step for all envs of a member; every field ``[N, ...]``."""
+
+    obs: Array
+    action: Array
+    log_prob: Array
+    value: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    final_value: Array
+    episode_return: Array
+    episode_length: Array
+    task_id: Array
+    task_switched: Array
+
+
+class TrainState(NamedTuple):
+    """Everything one member carries between updates."""
+
+    learner: LearnerState
+    env_state: Any
+    obs: Array
+    key: Array
+    hp: HP
+
+
+class PPO:
+    """Builds the pure functions of PPO for one static configuration.
+
+    Args:
+      cfg: the experiment config (only its static fields shape the program).
+      env: the batched environment.
+      methods: the mitigation methods, in application order.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, env: Environment, methods: Sequence[Method] = ()):
+        self.cfg = cfg
+        self.env = env
+        self.methods = tuple(methods)
+        net_cfg = cfg.agent.network
+        spec = NetworkSpec(
+            torso=net_cfg.torso,
+            hidden_sizes=tuple(net_cfg.hidden_sizes),
+            activation=net_cfg.activation,
+            norm=net_cfg.norm,
+            shared_torso=net_cfg.shared_torso,
+        )
+        self.spec = compose.edit_network(spec, self.methods)
+        self.continuous = isinstance(env.spec.action_space, ContinuousActions)
+        self.network = ActorCritic(self.spec, env.spec.action_space)
+        self.num_updates = num_updates(cfg)
+        self.batch_size = env.spec.num_envs * cfg.agent.num_steps
+        self.minibatch_size = self.batch_size // cfg.agent.num_minibatches
+        self._dummy_obs = jnp.zeros((1, *env.spec.obs_shape), jnp.float32)
+        self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
+
+    # ------------------------------------------------------------------ construction
+
+    def init_params(self, key: Array) -> Any:
+        return self.network.init(key, self._dummy_obs)
+
+    def optimizer(self, hp: HP) -> optax.GradientTransformationExtraArgs:
+        """Adam behind a global-norm clip, wrapped by the methods. Built inside the trace."""
+        a = hp["agent"]
+        per_update = self.cfg.agent.update_epochs * self.cfg.agent.num_minibatches
+        if self.cfg.agent.anneal_lr:
+
+            def lr(count):
+                return a["lr"] * (1.0 - (count // per_update) / self.num_updates)
+
+        else:
+            lr = a["lr"]
+        base = optax.chain(
+            optax.clip_by_global_norm(a["max_grad_norm"]),
+            optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=a["adam_eps"]),
+        )
+        return compose.wrap_optimizer(base, self.methods, hp["methods"])
+
+    def init(self, key: Array, hp: HP) -> TrainState:
+        """A fresh member: parameters, optimizer and method states, environments."""
+        k_params, k_env, k_methods, k_run = jax.random.split(key, 4)
+        params = self.init_params(k_params)
+        opt_state = self.optimizer(hp).init(params)
+        method_state = compose.init_method_states(self.methods, params, k_methods)
+        obs, env_state = self.env.reset(k_env)
+        learner = LearnerState(params, opt_state, params, method_state)
+        return TrainState(learner, env_state, obs, k_run, hp)
+
+    # ------------------------------------------------------------------ acting
+
+    def _policy(self, out, key: Array) -> tuple[Array, Array]:
+        if self.continuous:
+            action = D.gaussian_sample(key, out.policy, out.log_std)
+            return action, D.gaussian_log_prob(out.policy, out.log_std, action)
+        action = D.categorical_sample(key, out.policy)
+        return action, D.categorical_log_prob(out.policy, action)
+
+    def _env_action(self, action: Array) -> Array:
+        if self.continuous:
+            space = self.env.spec.action_space
+            return jnp.clip(action, space.low, space.high)
+        return action
+
+    def _rollout(self, state: TrainState) -> tuple[TrainState, Transition]:
+        params = state.learner.params
+
+        def step(carry, _):
+            env_state, obs, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            out = self.network.apply(params, obs)
+            action, log_prob = self._policy(out, k_act)
+            next_obs, env_state, reward, term, trunc, info = self.env.step(
+                k_env, env_state, self._env_action(action)
+            )
+            final_value = self.network.apply(params, info.final_obs).value
+            tr = Transition(
+                obs, action, log_prob, out.value, reward, term, trunc,
+                final_value, info.episode_return, info.episode_length,
+                info.task_id, info.task_switched,
+            )  # fmt: skip
+            return (env_state, next_obs, key), tr
+
+        (env_state, obs, key), traj = jax.lax.scan(
+            step, (state.env_state, state.obs, state.key), None, self.cfg.agent.num_steps
+        )
+        return state._replace(env_state=env_state, obs=obs, key=key), traj
+
+    # ------------------------------------------------------------------ learning
+
+    def _advantages(self, traj: Transition, last_value: Array, hp: HP) -> tuple[Array, Array]:
+        a = hp["agent"]
+        term = traj.terminated.astype(jnp.float32)
+        trunc = traj.truncated.astype(jnp.float32)
+        v_next = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
+        # After a truncation the next stored value belongs to a fresh episode: bootstrap
+        # from the final observation's value instead.
+        v_tp1 = jnp.where(traj.truncated, traj.final_value, v_next)
+        discount_t = a["gamma"] * (1.0 - term)
+        cut_t = jnp.maximum(term, trunc)
+        gae = jax.vmap(truncated_gae, in_axes=(1, 1, 1, 1, 1, None), out_axes=1)
+        adv = gae(traj.reward, discount_t, traj.value, v_tp1, cut_t, a["gae_lambda"])
+        return adv, adv + traj.value
+
+    def loss(self, params: Any, batch: Mapping[str, Array], hp: HP, anchor: Any):
+        """PPO loss on a minibatch ``[B]`` plus the methods' penalties.
+
+        Returns:
+          ``(loss, aux)`` with aux the scalar loss terms.
+        """
+        a, c = hp["agent"], self.cfg.agent
+        out = self.network.apply(params, batch["obs"])
+        if self.continuous:
+            new_logp = D.gaussian_log_prob(out.policy, out.log_std, batch["action"])
+            entropy = D.gaussian_entropy(out.policy, out.log_std).mean()
+        else:
+            new_logp = D.categorical_log_prob(out.policy, batch["action"])
+            entropy = D.categorical_entropy(out.policy).mean()
+        logratio = new_logp - batch["log_prob"]
+        ratio = jnp.exp(logratio)
+        adv = batch["advantage"]
+        if c.norm_adv:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        eps = a["clip_eps"]
+        pg_loss = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps)).mean()
+        v_err = (out.value - batch["return"]) ** 2
+        if c.clip_vloss:
+            v_clipped = batch["value"] + jnp.clip(out.value - batch["value"], -eps, eps)
+            v_loss = 0.5 * jnp.maximum(v_err, (v_clipped - batch["return"]) ** 2).mean()
+        else:
+            v_loss = 0.5 * v_err.mean()
+        penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
+        loss = pg_loss - a["ent_coef"] * entropy + a["vf_coef"] * v_loss + penalty
+        aux = {
+            "pg_loss": pg_loss,
+            "v_loss": v_loss,
+            "entropy": entropy,
+            "penalty": penalty,
+            "approx_kl": ((ratio - 1) - logratio).mean(),
+            "clipfrac": (jnp.abs(ratio - 1) > eps).astype(jnp.float32).mean(),
+        }
+        return loss, aux
+
+    def _learn(self, learner: LearnerState, batch: dict, hp: HP, key: Array):
+        tx = self.optimizer(hp)
+        c = self.cfg.agent
+        grad_fn = jax.grad(self.loss, has_aux=True)
+
+        def minibatch_step(carry, mb):
+            learner, key = carry
+            key, k_tx = jax.random.split(key)
+            grads, aux = grad_fn(learner.params, mb, hp, learner.init_params)
+            updates, opt_state = tx.update(grads, learner.opt_state, learner.params, key=k_tx)
+            params = optax.apply_updates(learner.params, updates)
+            aux = {**aux, "grad_norm": optax.global_norm(grads)}
+            return (learner._replace(params=params, opt_state=opt_state), key), aux
+
+        def epoch(carry, _):
+            learner, key = carry
+            key, k_perm = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, self.batch_size)
+            mbs = jax.tree.map(
+                lambda x: x[perm].reshape((c.num_minibatches, self.minibatch_size, *x.shape[1:])),
+                batch,
+            )
+            return jax.lax.scan(minibatch_step, (learner, key), mbs)
+
+        (learner, _), aux = jax.lax.scan(epoch, (learner, key), None, c.update_epochs)
+        return learner, jax.tree.map(jnp.mean, aux)
+
+    def update(self, state: TrainState, update_step: Array) -> tuple[TrainState, dict[str, Array]]:
+        """One PPO update: rollout, GAE, epochs of minibatch SGD, interventions, metrics.
+
+        Args:
+          state: one member.
+          update_step: int32 scalar, index of this update (0-based), *unbatched*.
+
+        Returns:
+          The new state and a flat dict of float32 scalars.
+        """
+        hp = state.hp
+        state, traj = self._rollout(state)
+        last_value = self.network.apply(state.learner.params, state.obs).value
+        adv, ret = self._advantages(traj, last_value, hp)
+        flat = lambda x: x.reshape((self.batch_size, *x.shape[2:]))  # noqa: E731
+        batch = {
+            "obs": flat(traj.obs),
+            "action": flat(traj.action),
+            "log_prob": flat(traj.log_prob),
+            "value": flat(traj.value),
+            "advantage": flat(adv),
+            "return": flat(ret),
+        }
+        key, k_learn, k_iv = jax.random.split(state.key, 3)
+        params_before = state.learner.params
+        learner, aux = self._learn(state.learner, batch, hp, k_learn)
+
+        probe_obs = batch["obs"][self._probe_index()]
+        events = self._events(traj, update_step)
+        learner = compose.apply_interventions(
+            self.methods, learner, probe_obs, k_iv, hp["methods"], events, self.ctx
+        )
+        state = state._replace(learner=learner, key=key)
+
+        done = traj.terminated | traj.truncated
+        n_done = done.sum()
+        out = {
+            **aux,
+            "episode_return": jnp.where(
+                n_done > 0, traj.episode_return.sum() / jnp.maximum(n_done, 1), jnp.nan
+            ),
+            "episode_length": jnp.where(
+                n_done > 0, traj.episode_length.sum() / jnp.maximum(n_done, 1), jnp.nan
+            ),
+            "episodes": n_done.astype(jnp.float32),
+            "task_id": events.task_id.astype(jnp.float32),
+            "task_switched": events.task_switched.astype(jnp.float32),
+        }
+        out.update(self._plasticity(learner.params, params_before, probe_obs, update_step))
+        return state, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), out)
+
+    # ------------------------------------------------------------------ events, metrics
+
+    def _probe_index(self) -> Array:
+        """A fixed, evenly strided probe of ``probe_size`` rollout observations."""
+        size = min(self.cfg.metrics.probe_size, self.batch_size)
+        return jnp.linspace(0, self.batch_size - 1, size).astype(jnp.int32)
+
+    def _events(self, traj: Transition, update_step: Array) -> Events:
+        steps_per_task = self.env.spec.steps_per_task
+        env_steps = (update_step + 1) * self.cfg.agent.num_steps
+        task_step = env_steps % steps_per_task if steps_per_task else env_steps
+        return Events(
+            update_step=jnp.asarray(update_step + 1, jnp.int32),
+            task_id=traj.task_id[-1, 0].astype(jnp.int32),
+            task_switched=traj.task_switched.any(),
+            task_step=jnp.asarray(task_step, jnp.int32),
+            steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
+        )
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the plasticity metrics this agent logs (empty when they are off)."""
+        if not self.cfg.metrics.every:
+            return ()
+        shapes = jax.eval_shape(
+            lambda: self._compute_plasticity(
+                self.init_params(jax.random.PRNGKey(0)),
+                self.init_params(jax.random.PRNGKey(0)),
+                jnp.zeros((self.cfg.metrics.probe_size, *self.env.spec.obs_shape)),
+            )
+        )
+        return tuple(shapes)
+
+    def _compute_plasticity(self, params, params_before, probe_obs) -> dict[str, Array]:
+        m = self.cfg.metrics
+        out = self.network.apply(params, probe_obs)
+        values = pm.plasticity_metrics(
+            activations=out.activations,
+            features=out.features,
+            params=params,
+            params_before=params_before,
+            activation=self.spec.activation,
+            tau=m.dormant_tau,
+            rank_threshold=m.rank_threshold,
+            squared_rank=m.squared_rank,
+        )
+        if self.continuous:
+            entropy = D.gaussian_entropy(out.policy, out.log_std).mean()
+        else:
+            entropy = D.categorical_entropy(out.policy).mean()
+        return {**values, "policy_entropy": entropy}
+
+    def _plasticity(self, params, params_before, probe_obs, update_step) -> dict[str, Array]:
+        every = self.cfg.metrics.every
+        if not every:
+            return {}
+        names = self.metric_names()
+        return jax.lax.cond(
+            (update_step + 1) % every == 0,
+            lambda: self._compute_plasticity(params, params_before, probe_obs),
+            lambda: {k: jnp.full((), jnp.nan, jnp.float32) for k in names},
+        )

@@ -1,0 +1,67 @@
+"""``plasticine-jax``: run experiments, resume them, list what is available."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from plasticine_jax.config import ConfigError, load_config
+    from plasticine_jax.runner.loop import run
+    from plasticine_jax.runner.summary import format_table
+
+    try:
+        if args.resume:
+            if args.config or args.overrides:
+                raise ConfigError(
+                    "--resume takes no config file or overrides: it reuses the run's own"
+                )
+            result = run(resume=args.resume)
+        else:
+            if not args.config:
+                raise ConfigError(
+                    "give a config file, e.g. plasticine-jax run configs/quickstart.yaml"
+                )
+            result = run(load_config(args.config, args.overrides))
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(result.summary))
+    print(
+        f"\n{result.status}: programs compiled {result.programs_compiled}; "
+        f"run directory {result.run_dir}"
+    )
+    if result.status == "interrupted":
+        print(f"resume with: plasticine-jax run --resume {result.run_dir}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from plasticine_jax.listing import listing
+
+    print(listing())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plasticine-jax", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train; config file then key=value overrides")
+    r.add_argument("config", nargs="?", help="experiment YAML (configs/*.yaml)")
+    r.add_argument("overrides", nargs="*", help="dotted key=value, e.g. agent.hp.lr=3e-4")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    r.set_defaults(fn=_cmd_run)
+    ls = sub.add_parser("list", help="environments, agents, methods and metrics")
+    ls.set_defaults(fn=_cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

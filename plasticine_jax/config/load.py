@@ -1,0 +1,300 @@
+"""YAML + ``key=value`` overrides -> a validated ``ExperimentConfig``, once, at the edge.
+
+Composition: a YAML file may list ``include: [other.yaml, ...]`` (paths relative to it);
+included files are merged in order, then the file's own keys win, then command-line
+overrides (``agent.hp.lr=3e-4``, ``sweep.agent.hp.lr=[1e-4,3e-4]``, ``methods=[{name: l2}]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plasticine_jax.config.schema import ExperimentConfig
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before anything is compiled."""
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"include cycle: {' -> '.join(str(p) for p in (*seen, path))}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    includes = data.pop("include", []) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    merged: dict = {}
+    for inc in includes:
+        merged = deep_merge(merged, _read_yaml(path.parent / inc, (*seen, path)))
+    return deep_merge(merged, data)
+
+
+def deep_merge(base: Mapping, top: Mapping) -> dict:
+    """Recursively merges ``top`` into ``base`` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "sweep":
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"agent.hp.lr=3e-4"`` -> ``(["agent", "hp", "lr"], 0.0003)``; values are YAML."""
+    if "=" not in text:
+        raise ConfigError(
+            f"override {text!r} is not of the form key=value (e.g. agent.hp.lr=3e-4)"
+        )
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {e}") from e
+    if isinstance(value, str):
+        # YAML 1.1 reads "3e-4" as a string; accept it as the number the user meant.
+        try:
+            value = float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            pass
+    if key.startswith("sweep."):
+        return ["sweep", key[len("sweep.") :]], value
+    return key.split("."), value
+
+
+def apply_override(data: dict, path: Sequence[str], value: Any) -> dict:
+    data = dict(data)
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            idx = _list_index(part, node, path[: i + 1])
+            node[idx] = dict(node[idx])
+            node = node[idx]
+            continue
+        child = node.get(part)
+        child = list(child) if isinstance(child, list) else dict(child or {})
+        node[part] = child
+        node = child
+    last = path[-1]
+    if isinstance(node, list):
+        node[_list_index(last, node, path)] = value
+    else:
+        node[last] = value
+    return data
+
+
+def _list_index(part: str, node: list, path: Sequence[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(
+            f"override key {'.'.join(path)!r}: {part!r} must be an index below {len(node)}"
+        )
+    return int(part)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    data: Mapping | None = None,
+) -> ExperimentConfig:
+    """Reads ``path`` (or ``data``), applies ``overrides``, validates, returns the config."""
+    raw: dict = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    if data is not None:
+        raw = deep_merge(raw, data)
+    for text in overrides:
+        key, value = parse_override(text)
+        raw = apply_override(raw, key, value)
+    cfg = from_dict(ExperimentConfig, raw)
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Any) -> Any:
+    """The config as plain YAML-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (tuple, list)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, Mapping):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+# ---------------------------------------------------------------- typed construction
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Builds dataclass ``cls`` from ``data``, naming the key of the first problem found."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(
+                f"unknown key {_join(where, key)!r}{hint}; allowed keys"
+                f"{' under ' + repr(where) if where else ''}: {sorted(fields)}"
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], _join(where, name), f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key {_join(where, name)!r}")
+    return cls(**kwargs)
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _coerce(tp: Any, value: Any, where: str, meta: Mapping) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where, meta)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value if value is not None else {}, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        elem = args[0]
+        return tuple(_coerce(elem, v, f"{where}.{i}", {}) for i, v in enumerate(value))
+    if tp is dict or origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        value = int(value)
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    _check_meta(value, where, meta)
+    return value
+
+
+def _check_meta(value: Any, where: str, meta: Mapping) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        allowed = list(meta["choices"])
+        raise ConfigError(f"{where}={value!r} is not allowed; choose one of {allowed}")
+    if "range" in meta:
+        lo, hi = meta["range"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            raise ConfigError(f"{where}={value!r} is out of range; allowed: {bounds}")
+
+
+# ---------------------------------------------------------------- cross-field checks
+
+
+def num_updates(cfg: ExperimentConfig) -> int:
+    return cfg.run.total_timesteps // (cfg.env.num_envs * cfg.agent.num_steps)
+
+
+def chunk_updates(cfg: ExperimentConfig) -> int:
+    """Updates per compiled chunk: the configured value, or the largest divisor <= 50."""
+    n = num_updates(cfg)
+    if cfg.run.chunk_updates:
+        return cfg.run.chunk_updates
+    return max(d for d in range(1, min(n, 50) + 1) if n % d == 0)
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Checks that need several fields at once. Raises ``ConfigError``."""
+    a, e, r = cfg.agent, cfg.env, cfg.run
+    batch = e.num_envs * a.num_steps
+    if batch % a.num_minibatches:
+        raise ConfigError(
+            f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} is not "
+            f"divisible by agent.num_minibatches={a.num_minibatches}; pick num_minibatches "
+            f"from the divisors of {batch}, e.g. {_divisors(batch)[:8]}"
+        )
+    if r.total_timesteps < batch:
+        raise ConfigError(
+            f"run.total_timesteps={r.total_timesteps} is less than one update "
+            f"(env.num_envs * agent.num_steps = {batch}); raise it to at least {batch}"
+        )
+    n = num_updates(cfg)
+    if r.chunk_updates and n % r.chunk_updates:
+        raise ConfigError(
+            f"run.chunk_updates={r.chunk_updates} does not divide the {n} updates of this run "
+            f"(total_timesteps // (num_envs * num_steps)); use one of {_divisors(n)[:12]}, "
+            f"or 0 to choose automatically"
+        )
+    if cfg.metrics.every and cfg.metrics.probe_size > batch:
+        raise ConfigError(
+            f"metrics.probe_size={cfg.metrics.probe_size} exceeds the rollout batch "
+            f"({batch} observations); use at most {batch}"
+        )
+    from plasticine_jax.networks.activations import ACTIVATIONS
+
+    if a.network.activation not in ACTIVATIONS:
+        raise ConfigError(
+            f"agent.network.activation={a.network.activation!r} is unknown; choose one of "
+            f"{sorted(ACTIVATIONS)}"
+        )
+    names = [m.name for m in cfg.methods]
+    dup = {x for x in names if names.count(x) > 1}
+    if dup:
+        raise ConfigError(f"methods: {sorted(dup)} listed more than once; list each method once")
+    _validate_sweep(cfg)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _validate_sweep(cfg: ExperimentConfig) -> None:
+    base = to_dict(cfg)
+    for key, values in cfg.sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.{key}: expected a non-empty list of values, got {values!r}")
+        if key.startswith("sweep") or key.startswith("run."):
+            raise ConfigError(f"sweep.{key}: run settings and sweeps cannot be swept")
+        for v in values:
+            trial = apply_override({**base, "sweep": {}}, key.split("."), v)
+            try:
+                c = from_dict(ExperimentConfig, trial)
+                validate(c)
+            except ConfigError as err:
+                raise ConfigError(f"sweep.{key} value {v!r}: {err}") from None
