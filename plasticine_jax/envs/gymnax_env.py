@@ -40,13 +40,25 @@ class GymnaxEnv(Environment):
     Args:
       env_id: a gymnax id, e.g. ``"CartPole-v1"`` or ``"Breakout-MinAtar"``.
       num_envs: batch size.
-      **env_kwargs: passed to ``gymnax.make``.
+      **env_kwargs: fields of the env's ``EnvParams`` (e.g. ``max_steps_in_episode``)
+        replace the defaults; anything else is passed to ``gymnax.make``.
     """
 
     def __init__(self, env_id: str, num_envs: int, **env_kwargs: Any):
+        import dataclasses
+
         import gymnax
 
-        self._env, self._params = gymnax.make(env_id, **env_kwargs)
+        if env_id not in gymnax.registered_envs:
+            raise ValueError(
+                f"unknown gymnax env {env_id!r}; choose one of {sorted(gymnax.registered_envs)}"
+            )
+        probe, params = gymnax.make(env_id)
+        fields = {f.name for f in dataclasses.fields(params)}
+        param_kwargs = {k: v for k, v in env_kwargs.items() if k in fields}
+        make_kwargs = {k: v for k, v in env_kwargs.items() if k not in fields}
+        self._env = gymnax.make(env_id, **make_kwargs)[0] if make_kwargs else probe
+        self._params = params.replace(**param_kwargs)
         obs_shape = self._env.observation_space(self._params).shape
         self.spec = EnvSpec(
             name=env_id,
