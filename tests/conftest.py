@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny configs and compiled programs reused across tests."""
+
+from __future__ import annotations
+
+import os
+
+# Tests see one CPU device unless a test asks for more in a subprocess.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest  # noqa: E402
+
+from plasticine_jax.config import load_config  # noqa: E402
+
+
+def tiny(**sections):
+    """A CartPole config small enough to compile in seconds (4 envs x 16 steps)."""
+    data = {
+        "name": "tiny",
+        "env": {"backend": "gymnax", "id": "CartPole-v1", "num_envs": 4},
+        "agent": {
+            "num_steps": 16,
+            "num_minibatches": 2,
+            "update_epochs": 2,
+            "network": {"hidden_sizes": [16, 16]},
+        },
+        "metrics": {"every": 2, "probe_size": 32},
+        "run": {"total_timesteps": 4 * 16 * 4, "num_seeds": 2, "chunk_updates": 2,
+                "progress": False},
+    }
+    for k, v in sections.items():
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
+    return data
+
+
+@pytest.fixture
+def tiny_config():
+    return lambda **kw: load_config(data=tiny(**kw))
