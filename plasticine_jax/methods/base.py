@@ -96,6 +96,14 @@ class Method:
       hp: traced hyperparameter defaults (floats); the config may override and sweep them.
       network / optimizer / penalty / intervention: the hooks, ``None`` when unused.
       conflicts: names of methods this one cannot be combined with.
+      identity_hp: hyperparameter values at which the method's optimizer and penalty hooks
+        are exact no-ops (``None``: it cannot be switched off). Methods with such values and
+        no intervention can share one compiled program with members that lack them
+        (``methods.plan``).
+      requires: ``NetworkSpec`` field -> allowed values, checked on the final network at
+        config time (e.g. ReDo: ``{"activation": ("relu", ...)}``).
+      options: the static options it was built with, as sorted ``(key, value)`` pairs; with
+        ``name`` they identify the method's structure (set by ``make_method``).
     """
 
     name: str
@@ -107,3 +115,11 @@ class Method:
     penalty: Callable[[Params, Params, HP], Array] | None = None
     intervention: Intervention | None = None
     conflicts: tuple[str, ...] = ()
+    identity_hp: Mapping[str, float] | None = None
+    requires: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """Structural identity: two methods with equal keys build the same program."""
+        return (self.name, self.options)

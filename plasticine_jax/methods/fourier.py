@@ -1,0 +1,24 @@
+"""Deep Fourier Features (Lewandowski et al. 2024), a network edit.
+
+Every hidden nonlinearity becomes ``[sin(z), cos(z)]``, doubling each hidden layer's output
+width, as in Plasticine's ``dff`` scripts. No hyperparameters.
+
+References:
+  Lewandowski et al., "Plastic learning with deep Fourier features", ICLR 2025.
+  https://arxiv.org/abs/2410.20634
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from plasticine_jax.methods.base import Method
+
+
+def fourier() -> Method:
+    """Registry factory (no options)."""
+    return Method(
+        name="fourier",
+        network=lambda spec: dataclasses.replace(spec, activation="fourier"),
+        identity_hp={},
+    )

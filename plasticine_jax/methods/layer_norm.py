@@ -1,0 +1,26 @@
+"""LayerNorm before every hidden nonlinearity (Lyle et al. 2024), a network edit.
+
+Each hidden pre-activation ``z`` becomes ``γ ⊙ (z − mean(z)) / sqrt(var(z) + ε) + β`` (flax
+``nn.LayerNorm``, ε = 1e-6, γ = 1, β = 0 at init), as Plasticine's ``ln`` scripts do. The
+heads are not normalised. No hyperparameters.
+
+References:
+  Lyle et al., "Disentangling the causes of plasticity loss in neural networks", 2024.
+  https://arxiv.org/abs/2402.18762
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from plasticine_jax.methods.base import Method
+from plasticine_jax.networks.spec import NetworkSpec
+
+
+def with_layernorm(spec: NetworkSpec) -> NetworkSpec:
+    return dataclasses.replace(spec, norm="layernorm")
+
+
+def layer_norm() -> Method:
+    """Registry factory (no options)."""
+    return Method(name="layer_norm", network=with_layernorm, identity_hp={})

@@ -1,0 +1,125 @@
+"""TRAC (Muppidi, Zhang & Yang 2024): a parameter-free wrapper around a base optimizer.
+
+Following the authors' PyTorch ``trac_optimizer`` (``_step``) and optax's ``mechanize``
+(the base optimizer's state kept inside). With x_t the parameters, θ_ref the parameters at
+initialisation, S_{t-1} = Σ_i s_i, u_t the base optimizer's update and g_t the gradient:
+
+    Δ_{t-1} = (x_t − θ_ref) / (S_{t-1} + ε)
+    h_t     = ⟨g_t, Δ_{t-1}⟩                       (over all parameters)
+    Δ_t     = Δ_{t-1} + u_t
+    v_i     ← β_i² v_i + h_t²
+    σ_i     ← β_i σ_i − h_t
+    s_i     = (s_prev / erfi(1/√2)) · erfi(σ_i / (√2 · √v_i + ε))
+    x_{t+1} = θ_ref + max(Σ_i s_i, 0) · Δ_t
+
+for the betas (0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999), s_prev = 1e-8, ε = 1e-8,
+initial s = 0, σ = 1e-8, v = 0 (the PyTorch defaults). ``betas`` is a static option;
+``s_prev`` and ``eps`` are traced hyperparameters. ``enabled`` (1.0) is a traced switch: at
+0.0 the wrapper returns the base optimizer's update unchanged (its own statistics still run),
+so TRAC can share a compiled program with plain members.
+
+erfi has no JAX primitive: we sum its Taylor series for |x| ≤ 5 and use the asymptotic
+expansion e^{x²}/(x√π)·(1 + 1/(2x²) + 3/(4x⁴) + 15/(8x⁶) + 105/(16x⁸)) beyond; the argument
+is clipped to |x| ≤ 9 so the result stays finite in float32 (the reference overflows there).
+
+References:
+  Muppidi, Zhang & Yang, "Fast TRAC: a parameter-free optimizer for lifelong reinforcement
+  learning", NeurIPS 2024. https://arxiv.org/abs/2405.16642
+  Code: https://github.com/ComputationalRobotics/TRAC
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from plasticine_jax.methods.base import HP, Method
+
+BETAS = (0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
+
+_SWITCH = 5.0  # series below, asymptotic expansion above
+
+
+def erfi(x: jax.Array) -> jax.Array:
+    """Imaginary error function ``erfi(x) = −i·erf(ix) = 2/√π ∫₀ˣ e^{t²} dt``."""
+    x = jnp.clip(jnp.asarray(x, jnp.float32), -9.0, 9.0)
+    ax = jnp.abs(x)
+    small = jnp.minimum(ax, _SWITCH)
+    x2 = small * small
+    # Σ_n x^{2n+1} / (n! (2n+1)), each term from the last so no coefficient underflows.
+    term, total = small, small
+    for k in range(1, 90):
+        term = term * x2 / k
+        total = total + term / (2 * k + 1)
+    series = total * (2.0 / math.sqrt(math.pi))
+    big = jnp.maximum(ax, _SWITCH)
+    inv = 1.0 / (big * big)
+    tail = 1.0 + inv * (0.5 + inv * (0.75 + inv * (1.875 + inv * 6.5625)))
+    asym = jnp.exp(big * big) / (big * math.sqrt(math.pi)) * tail
+    return jnp.sign(x) * jnp.where(ax <= _SWITCH, series, asym)
+
+
+class TracState(NamedTuple):
+    inner: optax.OptState
+    theta_ref: Any
+    s: jax.Array  # [num_betas]
+    sigma: jax.Array  # [num_betas]
+    variance: jax.Array  # [num_betas]
+    count: jax.Array
+
+
+def trac_tx(
+    inner: optax.GradientTransformation, hp: HP, betas: Sequence[float] = BETAS
+) -> optax.GradientTransformationExtraArgs:
+    """Wraps ``inner`` with TRAC (see the module docstring)."""
+    inner = optax.with_extra_args_support(inner)
+    b = jnp.asarray(betas, jnp.float32)
+    n = len(betas)
+
+    def init_fn(params):
+        return TracState(
+            inner=inner.init(params),
+            theta_ref=params,
+            s=jnp.zeros((n,), jnp.float32),
+            sigma=jnp.full((n,), 1e-8, jnp.float32),
+            variance=jnp.zeros((n,), jnp.float32),
+            count=jnp.zeros((), jnp.int32),
+        )
+
+    def update_fn(grads, state, params=None, **extra):
+        if params is None:
+            raise ValueError("trac needs params")
+        eps, s_prev = hp["eps"], hp["s_prev"]
+        u, inner_state = inner.update(grads, state.inner, params, **extra)
+        s_sum = jnp.sum(state.s)
+        delta_prev = jax.tree.map(lambda x, r: (x - r) / (s_sum + eps), params, state.theta_ref)
+        h = optax.tree.vdot(grads, delta_prev)
+        delta = jax.tree.map(jnp.add, delta_prev, u)
+        variance = b**2 * state.variance + h**2
+        sigma = b * state.sigma - h
+        s = (s_prev / erfi(1.0 / math.sqrt(2.0))) * erfi(
+            sigma / (math.sqrt(2.0) * jnp.sqrt(variance) + eps)
+        )
+        scale = jnp.maximum(jnp.sum(s), 0.0)
+        trac_u = jax.tree.map(lambda r, d, x: r + scale * d - x, state.theta_ref, delta, params)
+        on = hp["enabled"] > 0.5
+        out = jax.tree.map(lambda t, ui: jnp.where(on, t, ui), trac_u, u)
+        return out, TracState(inner_state, state.theta_ref, s, sigma, variance, state.count + 1)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def trac(betas: Sequence[float] = BETAS) -> Method:
+    """Registry factory. Options: ``betas`` (tuple of floats; the number of tuners is static)."""
+    betas = tuple(float(x) for x in betas)
+    return Method(
+        name="trac",
+        hp={"enabled": 1.0, "s_prev": 1e-8, "eps": 1e-8},
+        identity_hp={"enabled": 0.0, "s_prev": 1e-8, "eps": 1e-8},
+        optimizer=lambda tx, hp: trac_tx(tx, hp, betas),
+    )
