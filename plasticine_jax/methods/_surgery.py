@@ -1,0 +1,257 @@
+"""Unit-level and layer-level surgery on actor-critic parameters (shared by interventions).
+
+Conventions (``networks.torso``): ``params["params"][torso]["layer_i"]`` holds a Dense kernel
+``[in, out]`` or a Conv kernel ``[kh, kw, cin, cout]`` plus ``bias [out]``; an optional
+``norm_i`` holds LayerNorm ``scale``/``bias`` ``[out]``; the last hidden layer of a torso feeds
+its head(s) (``actor_head`` / ``critic_head``; both when the torso is ``shared``).
+
+A *unit* of layer ``i`` is one output channel of its kernel. Its activation may be wider than
+the kernel (CReLU and Fourier features concatenate ``m`` transforms, so feature ``j`` belongs
+to unit ``j % units``); the *features* are what the next layer reads. A flatten between a
+conv and a dense layer reads feature ``c`` at position ``(h, w)`` from row
+``((h * W) + w) * C + c``, so the next dense kernel reshaped to ``[H * W, C, out]`` has the
+feature on its middle axis.
+
+Optimizer state: ``map_param_like`` finds the subtrees of an optax state shaped like the
+parameters (Adam's ``mu`` and ``nu``, momentum traces) and rewrites them; counters and
+injected hyperparameters are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = Any
+
+HEADS = {"shared": ("actor_head", "critic_head"), "actor": ("actor_head",),
+         "critic": ("critic_head",)}
+# Head kernels that read the torso's features (``*_a``/``*_b``: plasticity injection).
+HEAD_KERNELS = ("kernel", "kernel_a", "kernel_b")
+
+
+def hidden_layers(p: dict, torso: str) -> list[int]:
+    """Indices ``i`` of ``layer_i`` in ``p[torso]``, ascending."""
+    return sorted(int(k.split("_")[1]) for k in p[torso] if k.startswith("layer_"))
+
+
+def parse_activation_key(name: str) -> tuple[str, int]:
+    """``"actor/layer_2"`` -> ``("actor", 2)``."""
+    torso, layer = name.split("/")
+    return torso, int(layer.split("_")[1])
+
+
+def false_like(tree: Params) -> Params:
+    """A bool tree of ``tree``'s structure and shapes, all False."""
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), bool), tree)
+
+
+def copy_tree(tree: Any) -> Any:
+    """A structural copy of nested dicts (leaves shared), so edits do not alias the input."""
+    if isinstance(tree, dict):
+        return {k: copy_tree(v) for k, v in tree.items()}
+    return tree
+
+
+def unit_mask_from_features(feature_mask: Array, units: int) -> Array:
+    """Feature mask ``[m * units]`` -> unit mask ``[units]``: a unit is selected iff all of its
+    ``m`` features are."""
+    m = feature_mask.shape[-1] // units
+    return jnp.all(feature_mask.reshape(m, units), axis=0)
+
+
+def _where_last(mask: Array, new: Array, old: Array) -> Array:
+    """``new`` where ``mask`` (over the last axis) else ``old``."""
+    return jnp.where(mask, new, old)
+
+
+def _input_mask(kernel: Array, feature_mask: Array) -> Array:
+    """Broadcast a feature mask ``[C]`` onto the input axis of the kernel that reads them."""
+    C = feature_mask.shape[0]
+    if kernel.ndim == 4:  # conv reads channels on axis 2
+        return jnp.broadcast_to(feature_mask[None, None, :, None], kernel.shape)
+    rows, out = kernel.shape
+    # A flatten before a dense layer puts the channel last: row = pos * C + c.
+    m = jnp.broadcast_to(feature_mask[None, :, None], (rows // C, C, out))
+    return m.reshape(rows, out)
+
+
+def outgoing(p: dict, torso: str, i: int) -> list[tuple[str, ...]]:
+    """Paths (within ``p``) of the kernels that read layer ``i``'s features."""
+    layers = hidden_layers(p, torso)
+    if i != layers[-1]:
+        return [(torso, f"layer_{i + 1}", "kernel")]
+    return [(h, k) for h in HEADS[torso] if h in p for k in HEAD_KERNELS if k in p[h]]
+
+
+def get_path(tree: dict, path: tuple[str, ...]) -> Any:
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    for k in path[:-1]:
+        tree = tree[k]
+    tree[path[-1]] = value
+
+
+def recycle_units(
+    p: dict,
+    fresh: dict,
+    touched: dict,
+    torso: str,
+    i: int,
+    unit_mask: Array,
+    features: int,
+) -> tuple[dict, dict]:
+    """Re-initialises the incoming weights of the selected units of layer ``i`` and zeroes
+    their outgoing weights.
+
+    Args:
+      p: ``params["params"]`` (nested dicts; not modified, a copy is returned).
+      fresh: a fresh initialisation of the same tree (``ctx.init(key)["params"]``).
+      touched: bool tree like ``p``; entries rewritten here are set True.
+      torso: ``"actor"``, ``"critic"`` or ``"shared"``.
+      i: layer index.
+      unit_mask: ``[units]`` bool, the units to recycle.
+      features: width of layer ``i``'s activation (``m * units``).
+
+    Returns:
+      ``(p, touched)``, new trees.
+    """
+    p, touched = copy_tree(p), copy_tree(touched)
+    units = unit_mask.shape[0]
+    feature_mask = jnp.tile(unit_mask, features // units)
+    layer, norm = f"layer_{i}", f"norm_{i}"
+    for scope in (layer, norm):
+        if scope not in p[torso]:
+            continue
+        for name, old in p[torso][scope].items():
+            new = fresh[torso][scope][name]
+            mask = jnp.broadcast_to(unit_mask, old.shape)
+            p[torso][scope][name] = _where_last(mask, new, old)
+            touched[torso][scope][name] = touched[torso][scope][name] | mask
+    for path in outgoing(p, torso, i):
+        kernel = get_path(p, path)
+        mask = _input_mask(kernel, feature_mask)
+        set_path(p, path, jnp.where(mask, jnp.zeros_like(kernel), kernel))
+        set_path(touched, path, get_path(touched, path) | mask)
+    return p, touched
+
+
+def map_param_like(opt_state: Any, params: Params, fn: Callable[[Params], Params]) -> Any:
+    """Applies ``fn`` to every subtree of ``opt_state`` structured like ``params``."""
+    treedef = jax.tree.structure(params)
+
+    def is_param_like(x: Any) -> bool:
+        return jax.tree.structure(x) == treedef
+
+    return jax.tree.map(
+        lambda x: fn(x) if is_param_like(x) else x, opt_state, is_leaf=is_param_like
+    )
+
+
+def zero_moments(opt_state: Any, params: Params, touched: Params) -> Any:
+    """Zeroes the optimizer statistics (Adam's ``mu``/``nu``, ...) where ``touched``."""
+    return map_param_like(
+        opt_state,
+        params,
+        lambda s: jax.tree.map(lambda x, m: jnp.where(m, jnp.zeros_like(x), x), s, touched),
+    )
+
+
+def reset_opt_state(opt_state: Any, params: Params, reset_count: bool = True) -> Any:
+    """Returns an optimizer state as at initialisation, for the optax Adam family.
+
+    Every parameter-shaped statistic is zeroed; with ``reset_count``, the ``count`` field of
+    every state tuple that holds such statistics (Adam's bias-correction step) is zeroed
+    too. Other fields (injected hyperparameters, schedule counters) are kept, so a swept
+    learning rate survives the reset.
+    """
+    treedef = jax.tree.structure(params)
+
+    def is_param_like(x: Any) -> bool:
+        return jax.tree.structure(x) == treedef
+
+    def walk(x: Any) -> Any:
+        if is_param_like(x):
+            return jax.tree.map(jnp.zeros_like, x)
+        if isinstance(x, tuple) and hasattr(x, "_fields"):
+            fields = {k: walk(v) for k, v in zip(x._fields, x, strict=True)}
+            if reset_count and "count" in fields and any(is_param_like(v) for v in x):
+                fields["count"] = jnp.zeros_like(x.count)
+            return type(x)(**fields)
+        if isinstance(x, (list, tuple)):
+            return type(x)(walk(v) for v in x)
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        return x
+
+    return walk(opt_state)
+
+
+def select_subtrees(tree: dict, paths: tuple[str, ...]) -> dict:
+    """Bool tree like ``tree``: True on every leaf under one of ``paths``.
+
+    A path is ``/``-separated from ``params["params"]``: ``"actor_head"``,
+    ``"critic/layer_1"``, ``"actor"`` (a whole torso).
+    """
+    wanted = [tuple(p.split("/")) for p in paths]
+
+    def mark(path, x):
+        keys = tuple(getattr(k, "key", str(k)) for k in path)
+        hit = any(keys[: len(w)] == w for w in wanted)
+        return jnp.full(jnp.shape(x), hit, bool)
+
+    return jax.tree_util.tree_map_with_path(mark, tree)
+
+
+def check_paths(tree: dict, paths: tuple[str, ...], method: str) -> None:
+    """Raises a ValueError naming ``method`` if a path is not in ``tree`` (static check)."""
+    for path in paths:
+        node = tree
+        for k in path.split("/"):
+            if not isinstance(node, dict) or k not in node:
+                raise ValueError(
+                    f"{method}: no parameters at {path!r}; top-level scopes are {sorted(tree)}"
+                )
+            node = node[k]
+
+
+def _per_input(kernel: Array, values: Array, features: int) -> Array:
+    """Sums ``values`` (shaped like ``kernel``) per input feature: ``[features]``."""
+    if kernel.ndim == 4:
+        return jnp.sum(values, axis=(0, 1, 3))
+    rows, out = kernel.shape
+    return jnp.sum(values.reshape(rows // features, features, out), axis=(0, 2))
+
+
+def outgoing_magnitude(p: dict, torso: str, i: int, features: int) -> Array:
+    """``sum_k |w_jk|`` over every outgoing weight of each feature ``j`` of layer ``i``."""
+    total = jnp.zeros((features,), jnp.float32)
+    for path in outgoing(p, torso, i):
+        kernel = get_path(p, path)
+        total = total + _per_input(kernel, jnp.abs(kernel), features)
+    return total
+
+
+def outgoing_bias_shift(p: dict, torso: str, i: int, feature_values: Array) -> dict:
+    """``{bias path: sum_j w_jk * v_j}``: what each reader's bias must gain to absorb a
+    constant output ``v_j`` of every feature ``j`` (summed over positions for convolutions)."""
+    shifts = {}
+    C = feature_values.shape[0]
+    for path in outgoing(p, torso, i):
+        kernel = get_path(p, path)
+        if kernel.ndim == 4:
+            shift = jnp.einsum("hwco,c->o", kernel, feature_values)
+        else:
+            rows, out = kernel.shape
+            shift = jnp.einsum("pco,c->o", kernel.reshape(rows // C, C, out), feature_values)
+        bias_path = (*path[:-1], "bias" + path[-1][len("kernel"):])
+        shifts[bias_path] = shift
+    return shifts

@@ -1,0 +1,106 @@
+"""ReDo: recycle dormant units (Sokar et al. 2023).
+
+Every ``period`` updates, the probe batch goes through the network and each hidden unit gets
+the normalised score ``s_i = mean_x |a_i(x)| / mean_k mean_x |a_k(x)|`` (per layer; a conv
+channel is one unit, averaged over positions; ``metrics.dormant_scores``). Units with
+``s_i <= tau`` are recycled: their incoming weights (kernel column, bias, LayerNorm
+scale/offset) are set to a fresh initialisation of the network, their outgoing weights
+(the next layer's rows, or the head's) are set to zero, so the recycled unit does not change
+the network's output until it learns. Conv -> flatten -> dense links are followed (the
+dense rows ``((h * W) + w) * C + c`` of channel ``c``). Layers are processed in ascending
+order from one forward pass; where a recycled unit of layer ``i`` connects to a recycled unit
+of layer ``i + 1`` the weight ends freshly initialised (incoming wins), as in Dopamine. With
+a widening activation (CReLU, Fourier) a unit is recycled iff all its features are dormant.
+
+Defaults (Plasticine, ``ppo_procgen_redo.py``): ``tau = 0.025``, every 10 updates. Plasticine
+re-initialises with PyTorch's Kaiming-uniform default; we use the network's own initialiser.
+
+Options:
+  schedule: a ``methods.schedules`` name or list (default ``every_k_updates``).
+  zero_moments: also zero the optimizer statistics of every rewritten weight (Dopamine does;
+    Plasticine does not, the default).
+  torsos: restrict to these torsos (``"actor"``, ``"critic"``, ``"shared"``); default all.
+
+Hyperparameters: ``tau`` (0.025), ``period`` (10).
+
+Registry name: ``redo``.
+
+References:
+  Sokar, Agarwal, Castro, Evci. "The Dormant Neuron Phenomenon in Deep Reinforcement
+  Learning." ICML 2023, arXiv 2302.12902. Plasticine, arXiv 2504.17490.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+
+from plasticine_jax.methods import _surgery
+from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
+from plasticine_jax.methods.schedules import make_schedule
+from plasticine_jax.metrics.dormant import dormant_mask
+
+Array = jax.Array
+
+
+def redo_params(
+    params: Any, activations: dict[str, Array], fresh: Any, tau: Array,
+    torsos: Sequence[str] | None = None,
+) -> tuple[Any, Any, dict[str, Array]]:
+    """Recycles the tau-dormant units of every hidden layer.
+
+    Args:
+      params: the network's variables ``{"params": ...}``.
+      activations: ``"{torso}/layer_i" -> [P, ..., features]`` from ``params`` on the probe.
+      fresh: a fresh initialisation of the same variables.
+      tau: dormancy threshold (traced).
+      torsos: torsos to treat; None for all.
+
+    Returns:
+      ``(params, touched, recycled)``: new variables, a bool tree marking rewritten entries,
+      and ``{"{torso}/layer_i": [units] bool}`` the recycled units.
+    """
+    p, f = params["params"], fresh["params"]
+    touched = _surgery.false_like(p)
+    recycled = {}
+    names = sorted(activations, key=lambda n: _surgery.parse_activation_key(n)[::-1])
+    for name in names:
+        torso, i = _surgery.parse_activation_key(name)
+        if torsos is not None and torso not in torsos:
+            continue
+        act = activations[name]
+        units = p[torso][f"layer_{i}"]["kernel"].shape[-1]
+        unit_mask = _surgery.unit_mask_from_features(dormant_mask(act, tau), units)
+        p, touched = _surgery.recycle_units(p, f, touched, torso, i, unit_mask, act.shape[-1])
+        recycled[name] = unit_mask
+    return {**params, "params": p}, {"params": touched}, recycled
+
+
+def redo(
+    schedule: str | Sequence[str] = "every_k_updates",
+    zero_moments: bool = False,
+    torsos: Sequence[str] | None = None,
+) -> Method:
+    """ReDo as a ``Method`` (see the module docstring)."""
+    sched, sched_hp = make_schedule(schedule, {"period": 10.0})
+    torsos = None if torsos is None else tuple(torsos)
+
+    def apply(
+        learner: LearnerState, probe_obs: Array, key: Array, hp: HP, events: Events,
+        ctx: ModelContext,
+    ) -> LearnerState:
+        del events
+        acts = ctx.apply(learner.params, probe_obs).activations
+        params, touched, _ = redo_params(learner.params, acts, ctx.init(key), hp["tau"], torsos)
+        opt_state = learner.opt_state
+        if zero_moments:
+            opt_state = _surgery.zero_moments(opt_state, params, touched)
+        return learner._replace(params=params, opt_state=opt_state)
+
+    return Method(
+        name="redo",
+        hp={"tau": 0.025, **sched_hp},
+        intervention=Intervention(schedule=sched, apply=apply),
+    )

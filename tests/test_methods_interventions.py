@@ -1,0 +1,448 @@
+"""Invariants of the scheduled interventions (ReDo, resets, injection, CBP, NE, H&T) and
+their schedules, on tiny networks, plus one run through PPO."""
+
+from __future__ import annotations
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from plasticine_jax.envs.core import DiscreteActions
+from plasticine_jax.methods import compose, make_method, schedules
+from plasticine_jax.methods.base import Events, LearnerState, ModelContext
+from plasticine_jax.methods.continual_backprop import cbp_step, init_cbp_state
+from plasticine_jax.methods.hl_gauss import hl_gauss_loss, hl_gauss_target, hl_gauss_value
+from plasticine_jax.methods.neuroplastic_expansion import active_target, target_sparsity
+from plasticine_jax.methods.plasticity_injection import OPTION, head_module
+from plasticine_jax.methods.redo import redo_params
+from plasticine_jax.metrics import dormant_mask
+from plasticine_jax.networks import ACOutput, ActorCritic, NetworkSpec, Torso
+from plasticine_jax.networks.init import orthogonal
+
+N_ACTIONS = 3
+
+
+def events(step=1, task_id=0, switched=False, task_step=0, steps_per_task=0) -> Events:
+    return Events(
+        update_step=jnp.asarray(step, jnp.int32),
+        task_id=jnp.asarray(task_id, jnp.int32),
+        task_switched=jnp.asarray(switched, bool),
+        task_step=jnp.asarray(task_step, jnp.int32),
+        steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
+    )
+
+
+def hp_of(method, **over):
+    return {k: jnp.asarray(over.get(k, v), jnp.float32) for k, v in method.hp.items()}
+
+
+class InjectableAC(nn.Module):
+    """``ActorCritic`` (separate torsos, discrete) with its heads from ``head_module``: the
+    two-line change proposed for ``networks.torso``."""
+
+    spec: NetworkSpec
+
+    @nn.compact
+    def __call__(self, obs):
+        f_a, acts_a = Torso(self.spec, name="actor")(obs)
+        f_c, acts_c = Torso(self.spec, name="critic")(obs)
+        policy = head_module(self.spec, "actor_head", N_ACTIONS, orthogonal(0.01))(f_a)
+        value = head_module(self.spec, "critic_head", 1, orthogonal(1.0))(f_c)[:, 0]
+        acts = {**{f"actor/{k}": v for k, v in acts_a.items()},
+                **{f"critic/{k}": v for k, v in acts_c.items()}}
+        return ACOutput(policy, jnp.zeros((0,)), value, {"actor": f_a, "critic": f_c}, acts)
+
+
+def build(spec: NetworkSpec, obs_shape, module=None):
+    net = module if module is not None else ActorCritic(spec, DiscreteActions(N_ACTIONS))
+    dummy = jnp.zeros((1, *obs_shape))
+    # Jitted so the tests' eager calls stay fast; inside a jitted caller it is inlined.
+    ctx = ModelContext(apply=jax.jit(net.apply), init=jax.jit(lambda k: net.init(k, dummy)),
+                       spec=spec)
+    return net, ctx
+
+
+def tx():
+    """PPO's optimizer layout: clip, then Adam with injected hyperparameters."""
+    return optax.chain(
+        optax.clip_by_global_norm(0.5), optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    )
+
+
+def learner_for(ctx, key, methods=()):
+    params = ctx.init(key)
+    ms = compose.init_method_states(methods, params, jax.random.fold_in(key, 1))
+    return LearnerState(params, tx().init(params), params, ms)
+
+
+def adam_mu(opt_state):
+    return opt_state[1].inner_state[0].mu
+
+
+def sgd_steps(learner, ctx, obs, n=3):
+    def loss(p):
+        out = ctx.apply(p, obs)
+        return jnp.mean(out.policy**2) + jnp.mean((out.value - 1.0) ** 2)
+
+    t = tx()
+
+    @jax.jit
+    def one(learner):
+        g = jax.grad(loss)(learner.params)
+        upd, opt = t.update(g, learner.opt_state, learner.params)
+        return learner._replace(params=optax.apply_updates(learner.params, upd), opt_state=opt)
+
+    for _ in range(n):
+        learner = one(learner)
+    return learner
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_every_k_updates_fires_exactly_on_multiples():
+    s = jax.jit(schedules.every_k_updates())
+    fired = [int(s(events(step=t), {"period": 3.0})) for t in range(1, 13)]
+    assert fired == [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1]
+    assert not any(int(s(events(step=t), {"period": 0.0})) for t in range(1, 6))
+    # The period is traced: one compiled schedule, vmapped over two periods.
+    v = jax.vmap(lambda k: s(events(step=4), {"period": k}))(jnp.array([2.0, 3.0]))
+    np.testing.assert_array_equal(v, [True, False])
+
+
+def test_at_task_switch_and_composition():
+    sw = schedules.at_task_switch()
+    assert bool(sw(events(switched=True), {})) and not bool(sw(events(switched=False), {}))
+    both = schedules.any_of(schedules.every_k_updates(), sw)
+    hp = {"period": 5.0}
+    assert bool(both(events(step=5), hp)) and bool(both(events(step=2, switched=True), hp))
+    assert not bool(both(events(step=2), hp))
+    assert not bool(schedules.all_of(schedules.every_k_updates(), sw)(events(step=5), hp))
+    assert bool(schedules.negate(schedules.never())(events(), {}))
+
+
+@pytest.mark.parametrize("steps_per_task, rollout, fraction", [(250, 100, 0.5), (400, 100, 0.25),
+                                                              (250, 100, 0.0)])
+def test_at_task_fraction_fires_once_per_task_where_the_threshold_is_crossed(
+    steps_per_task, rollout, fraction
+):
+    s = jax.jit(schedules.at_task_fraction())
+    hp = {"task_fraction": fraction, "rollout_steps": float(rollout)}
+    threshold = int(fraction * steps_per_task)
+    fired_at = []
+    for u in range(1, 31):  # as PPO._events: env steps done, modulo the task length
+        env_steps = u * rollout
+        ev = events(step=u, task_step=env_steps % steps_per_task, steps_per_task=steps_per_task)
+        if bool(s(ev, hp)):
+            fired_at.append(u)
+    # Expected: the update whose rollout covers env step (task k start + threshold).
+    expected = []
+    for k in range(0, 30 * rollout // steps_per_task + 1):
+        target = k * steps_per_task + threshold
+        u = max(1, -(-target // rollout))  # ceil: first update with env_steps >= target
+        if target > 0 and u <= 30:
+            expected.append(u)
+    assert fired_at == sorted(set(expected))
+    # Never on a single-task scenario.
+    assert not bool(s(events(step=3, task_step=300, steps_per_task=0), hp))
+
+
+def test_make_schedule_refuses_unknown_names():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        schedules.make_schedule("every_full_moon")
+
+
+# ----------------------------------------------------------------------------- ReDo
+
+
+def _kill(params, torso, i, units):
+    """Makes units of layer i exactly silent under ReLU (zero incoming weights, bias -1)."""
+    p = jax.tree.map(lambda x: x, params)
+    layer = p["params"][torso][f"layer_{i}"]
+    layer["kernel"] = layer["kernel"].at[..., units].set(0.0)
+    layer["bias"] = layer["bias"].at[np.asarray(units)].set(-1.0)
+    return p
+
+
+def _expected_redo(params, fresh, recycled, conv_hw):
+    """Hand-written ReDo on numpy arrays (index lists, explicit flatten order)."""
+    out = jax.tree.map(np.array, params)
+    f = jax.tree.map(np.array, fresh)
+    for name in sorted(recycled, key=lambda n: (int(n.split("_")[-1]), n)):
+        torso, layer = name.split("/")
+        i = int(layer.split("_")[1])
+        units = np.flatnonzero(np.asarray(recycled[name]))
+        p, fp = out["params"], f["params"]
+        p[torso][layer]["kernel"][..., units] = fp[torso][layer]["kernel"][..., units]
+        p[torso][layer]["bias"][units] = fp[torso][layer]["bias"][units]
+        nxt = f"layer_{i + 1}"
+        if nxt in p[torso]:
+            k = p[torso][nxt]["kernel"]
+            if k.ndim == 4:
+                k[:, :, units, :] = 0.0
+            elif p[torso][layer]["kernel"].ndim == 4:  # conv -> flatten -> dense
+                H, W = conv_hw
+                C = p[torso][layer]["kernel"].shape[-1]
+                idx = np.arange(H * W * C).reshape(H, W, C)[:, :, units].reshape(-1)
+                k[idx, :] = 0.0
+            else:
+                k[units, :] = 0.0
+        else:
+            head = {"actor": "actor_head", "critic": "critic_head"}[torso]
+            p[head]["kernel"][units, :] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("torso, obs_shape", [("mlp", (6,)), ("minatar_cnn", (5, 5, 2))])
+def test_redo_touches_exactly_the_dormant_units(torso, obs_shape):
+    spec = NetworkSpec(torso=torso, hidden_sizes=(8, 8) if torso == "mlp" else (8,),
+                       activation="relu")
+    _, ctx = build(spec, obs_shape)
+    params = ctx.init(jax.random.PRNGKey(0))
+    params = _kill(params, "actor", 0, [1, 4])
+    params = _kill(params, "critic", 1, [2])
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (32, *obs_shape))
+    acts = ctx.apply(params, obs).activations
+    fresh = ctx.init(jax.random.PRNGKey(2))
+    new, touched, recycled = jax.jit(redo_params)(params, acts, fresh, 0.025)
+    # Exactly the tau-dormant units (as the metric defines them) are recycled...
+    for name, a in acts.items():
+        np.testing.assert_array_equal(recycled[name], dormant_mask(a, 0.025), err_msg=name)
+    assert recycled["actor/layer_0"][np.array([1, 4])].all()
+    assert recycled["critic/layer_1"][2]
+    # ... and every entry of every parameter is what the hand-written rule says.
+    conv_hw = (3, 3) if torso == "minatar_cnn" else None
+    expected = _expected_redo(params, fresh, recycled, conv_hw)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, new), expected)
+    # The recycled units' outgoing weights make the output independent of them: with all
+    # recycled units zero, the output is unchanged only through unrecycled units.
+    assert bool(jax.tree.reduce(lambda a, b: a | b, jax.tree.map(jnp.any, touched)))
+
+
+def test_redo_can_zero_the_moments_of_recycled_weights():
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (32, 6))
+    m = make_method("redo", {"zero_moments": True})
+    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
+    learner = learner._replace(params=_kill(learner.params, "actor", 0, [3]))
+    key = jax.random.PRNGKey(5)
+    new = m.intervention.apply(learner, obs, key, hp_of(m), events(), ctx)
+    acts = ctx.apply(learner.params, obs).activations
+    _, touched, _ = redo_params(learner.params, acts, ctx.init(key), 0.025)
+    mu_old, mu = adam_mu(learner.opt_state), adam_mu(new.opt_state)
+    assert (np.asarray(mu["params"]["actor"]["layer_0"]["kernel"][:, 3]) == 0).all()
+    assert (np.asarray(mu["params"]["actor_head"]["kernel"][3]) == 0).all()
+    want = jax.tree.map(lambda m, t: jnp.where(t, 0.0, m), mu_old, touched)
+    chex.assert_trees_all_equal(mu, want)
+    assert np.asarray(mu_old["params"]["actor"]["layer_0"]["kernel"][:, 3]).any()
+
+
+# ----------------------------------------------------------------------------- layer reset
+
+
+def test_layer_reset_equals_fresh_init_of_that_layer_only():
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (16, 6))
+    m = make_method("layer_reset", {"layers": ["actor_head", "critic/layer_1"],
+                                    "reset_opt_state": True})
+    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
+    key = jax.random.PRNGKey(7)
+    new = jax.jit(lambda s: m.intervention.apply(s, obs, key, hp_of(m), events(), ctx))(learner)
+    fresh = ctx.init(key)["params"]
+    p, old = new.params["params"], learner.params["params"]
+    chex.assert_trees_all_equal(p["actor_head"], fresh["actor_head"])
+    chex.assert_trees_all_equal(p["critic"]["layer_1"], fresh["critic"]["layer_1"])
+    chex.assert_trees_all_equal(p["actor"], old["actor"])
+    chex.assert_trees_all_equal(p["critic_head"], old["critic_head"])
+    chex.assert_trees_all_equal(p["critic"]["layer_0"], old["critic"]["layer_0"])
+    mu = adam_mu(new.opt_state)["params"]
+    assert not np.asarray(mu["actor_head"]["kernel"]).any()
+    assert np.asarray(mu["critic_head"]["kernel"]).any()
+
+
+# ----------------------------------------------------------------------------- injection
+
+
+def test_injection_leaves_outputs_unchanged_and_freezes_the_old_head():
+    m = make_method("plasticity_injection")
+    spec = m.network(NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu"))
+    assert spec.option(OPTION) is not None
+    net, ctx = build(spec, (6,), InjectableAC(spec))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (16, 6))
+    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
+    head = lambda s: s.params["params"]["actor_head"]  # noqa: E731
+
+    def loss(p):
+        out = ctx.apply(p, obs)
+        return jnp.sum(out.policy**2) + jnp.sum(out.value**2)
+
+    g = jax.grad(loss)(learner.params)["params"]["actor_head"]
+    assert not np.asarray(g["kernel_a"]).any()  # h_a idle before injection
+    inj = jax.jit(lambda s: m.intervention.apply(s, obs, jax.random.PRNGKey(3), {}, events(),
+                                                 ctx))
+    new = inj(learner)
+    before, after = ctx.apply(learner.params, obs), ctx.apply(new.params, obs)
+    np.testing.assert_array_equal(after.policy, before.policy)
+    np.testing.assert_array_equal(after.value, before.value)
+    assert np.asarray(head(new)["kernel_a"]).any()
+    np.testing.assert_array_equal(head(new)["kernel_a"], head(new)["kernel_b"])
+    # After injection: old head and h_b get no gradient, h_a and the encoder do.
+    g = jax.grad(loss)(new.params)["params"]
+    assert not np.asarray(g["actor_head"]["kernel"]).any()
+    assert not np.asarray(g["actor_head"]["kernel_b"]).any()
+    assert np.asarray(g["actor_head"]["kernel_a"]).any()
+    assert np.asarray(g["actor"]["layer_1"]["kernel"]).any()
+    # Zeroed moments make the frozen head exactly still under Adam.
+    trained = sgd_steps(new, ctx, obs, n=2)
+    np.testing.assert_array_equal(head(trained)["kernel"], head(new)["kernel"])
+    assert not np.array_equal(head(trained)["kernel_a"], head(new)["kernel_a"])
+    # A second injection folds the first and still leaves the outputs unchanged.
+    again = inj(trained)
+    np.testing.assert_allclose(ctx.apply(again.params, obs).policy,
+                               ctx.apply(trained.params, obs).policy, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- CBP
+
+
+def test_continual_backprop_replaces_no_more_than_its_rate_allows():
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(16, 16), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
+    params = ctx.init(jax.random.PRNGKey(0))
+    state = init_cbp_state(params)
+    hp = {"replacement_rate": 0.03, "maturity": 2.0, "decay": 0.9}
+    step = jax.jit(lambda p, s, k: cbp_step(p, s, ctx.apply(p, obs).activations, ctx.init(k), hp))
+    totals = {}
+    T = 12
+    for t in range(T):
+        params, new_state, _, replaced = step(params, state, jax.random.PRNGKey(10 + t))
+        for name, mask in replaced.items():
+            mask = np.asarray(mask)
+            # replaced units were mature, and restart at age 0
+            assert (np.asarray(state[name]["age"])[mask] + 1 > hp["maturity"]).all()
+            assert (np.asarray(new_state[name]["age"])[mask] == 0).all()
+            totals[name] = totals.get(name, 0) + int(mask.sum())
+        state = new_state
+    # Units are eligible from their 3rd firing: at most rate * 16 * (T - 2) per layer.
+    bound = np.floor(hp["replacement_rate"] * 16 * (T - 2) + 1e-6)
+    for name, n in totals.items():
+        assert 0 < n <= bound, (name, n, bound)
+
+
+# ----------------------------------------------------------------------------- NE
+
+
+def test_neuroplastic_expansion_sparsity_follows_its_schedule():
+    m = make_method("neuroplastic_expansion")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(16, 16), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
+    hp = hp_of(m, initial_sparsity=0.8, final_sparsity=0.2, grow_until=8.0, period=2.0,
+               zeta=0.2)
+    learner = learner_for(ctx, jax.random.PRNGKey(0), [m])
+    step = jax.jit(lambda s, t: compose.apply_interventions(
+        [m], s, obs, jax.random.PRNGKey(0), {m.name: hp}, events(step=t), ctx))
+    last_topology_sparsity = None
+    for t in range(1, 13):
+        learner = sgd_steps(learner, ctx, obs, n=1)
+        learner = step(learner, t)
+        masks = learner.method_state[m.name]["masks"]
+        if t == 1 or t % 2 == 0:  # first firing draws the masks; then every `period`
+            last_topology_sparsity = float(target_sparsity(t, hp))
+        for name, mask in masks.items():
+            torso, layer = name.split("/")
+            kernel = np.asarray(learner.params["params"][torso][layer]["kernel"])
+            assert not kernel[~np.asarray(mask)].any(), name  # masked weights are zero
+            n_active = int(np.asarray(mask).sum())
+            assert n_active == int(active_target(last_topology_sparsity, mask.size)), (t, name)
+    assert last_topology_sparsity == pytest.approx(0.2)
+
+
+# ----------------------------------------------------------------------------- H&T, optimizer
+
+
+def test_hare_and_tortoise_ema_and_reset():
+    m = make_method("hare_tortoise")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
+    hp = hp_of(m, alpha=0.9, period=3.0)
+    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0), [m]), ctx, obs)
+    run = jax.jit(lambda s, t: compose.apply_interventions(
+        [m], s, obs, jax.random.PRNGKey(0), {m.name: hp}, events(step=t), ctx))
+    new = run(learner, 1)
+    want = jax.tree.map(lambda t, h: 0.9 * t + 0.1 * h, learner.init_params, learner.params)
+    chex.assert_trees_all_close(new.method_state[m.name]["tortoise"], want, rtol=1e-6)
+    chex.assert_trees_all_equal(new.params, learner.params)
+    reset = run(new, 3)
+    chex.assert_trees_all_equal(reset.params, reset.method_state[m.name]["tortoise"])
+
+
+def test_opt_reset_restarts_adam_but_keeps_the_learning_rate():
+    m = make_method("opt_reset")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    _, ctx = build(spec, (6,))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
+    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
+    new = m.intervention.apply(learner, obs, None, {}, events(), ctx)
+    adam = new.opt_state[1].inner_state[0]
+    assert int(adam.count) == 0
+    assert not any(np.asarray(x).any() for x in jax.tree.leaves((adam.mu, adam.nu)))
+    assert int(new.opt_state[1].count) == int(learner.opt_state[1].count) == 3
+    assert float(new.opt_state[1].hyperparams["learning_rate"]) == pytest.approx(1e-3)
+    fresh = tx().init(learner.params)
+    chex.assert_trees_all_equal(new.opt_state[1].inner_state, fresh[1].inner_state)
+
+
+# ----------------------------------------------------------------------------- HL-Gauss
+
+
+def test_hl_gauss_target_and_value():
+    y = jnp.array([-3.0, 0.0, 2.5, 50.0])
+    p = hl_gauss_target(y, -10.0, 10.0, 51, 0.75)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-5)
+    v = hl_gauss_value(jnp.log(p + 1e-30), -10.0, 10.0)
+    np.testing.assert_allclose(v[:3], y[:3], atol=0.05)
+    assert float(v[3]) == pytest.approx(10.0, abs=0.3)  # clipped to the support
+    hp = {"v_min": -10.0, "v_max": 10.0, "sigma_ratio": 0.75}
+    g = jax.grad(hl_gauss_loss)(jnp.zeros((4, 51)), y, hp)
+    assert np.isfinite(np.asarray(g)).all()
+    spec = make_method("hl_gauss", {"num_bins": 21}).network(NetworkSpec())
+    assert spec.option("value_bins") == 21
+
+
+# ----------------------------------------------------------------------------- jit/vmap
+
+
+@pytest.mark.parametrize("name", ["redo", "layer_reset", "plasticity_injection",
+                                  "continual_backprop", "neuroplastic_expansion",
+                                  "hare_tortoise", "opt_reset"])
+def test_interventions_jit_and_vmap_over_two_seeds(name):
+    m = make_method(name)
+    spec = compose.edit_network(NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu"),
+                                [m])
+    module = InjectableAC(spec) if name == "plasticity_injection" else None
+    _, ctx = build(spec, (6,), module)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
+    hp = hp_of(m, period=1.0, maturity=0.0, replacement_rate=0.5)
+    ev = events(step=2, switched=True)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    learners = jax.vmap(lambda k: learner_for(ctx, k, [m]))(keys)
+    run = jax.jit(jax.vmap(lambda s, k: compose.apply_interventions(
+        [m], s, obs, k, {m.name: hp}, ev, ctx)))
+    out = run(learners, keys)
+    chex.assert_trees_all_equal_structs(out, learners)
+    chex.assert_trees_all_equal_shapes_and_dtypes(out, learners)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(out)
+               if jnp.issubdtype(x.dtype, jnp.floating))
+    # The vmapped seed equals the same seed run alone.
+    alone = jax.jit(lambda s, k: compose.apply_interventions(
+        [m], s, obs, k, {m.name: hp}, ev, ctx))(learner_for(ctx, keys[1], [m]), keys[1])
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], out), alone, atol=1e-6)
