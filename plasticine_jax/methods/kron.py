@@ -206,6 +206,14 @@ def scale_by_kron(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def base_learning_rate(state: optax.OptState, default: jax.Array) -> jax.Array:
+    """The first injected ``learning_rate`` value in ``state`` (``default`` if none)."""
+    found = optax.tree_utils.tree_get_all_with_path(
+        state, "learning_rate", filtering=lambda _, v: not isinstance(v, tuple)
+    )
+    return found[0][1] if found else default
+
+
 class KronWrapState(NamedTuple):
     inner: optax.OptState
     kron: KronState
@@ -227,7 +235,7 @@ def kron_tx(
     def update_fn(grads, state, params=None, *, key=None, **extra):
         u, inner_state = inner.update(grads, state.inner, params, key=key, **extra)
         d, kron_state = direction.update(grads, state.kron, params, key=key)
-        lr = optax.tree_utils.tree_get(inner_state, "learning_rate", default=hp["lr"])
+        lr = base_learning_rate(inner_state, hp["lr"])
         on = hp["enabled"] > 0.5
         out = jax.tree.map(lambda di, ui: jnp.where(on, -lr * di, ui), d, u)
         return out, KronWrapState(inner_state, kron_state)

@@ -72,6 +72,10 @@ class TracState(NamedTuple):
     variance: jax.Array  # [num_betas]
     count: jax.Array
 
+    # An optimizer-state reset restarts the base optimizer and the tuners but keeps the
+    # reference point (zeroing it would pull the weights to 0).
+    persist_fields = ("theta_ref",)
+
 
 def trac_tx(
     inner: optax.GradientTransformation, hp: HP, betas: Sequence[float] = BETAS
