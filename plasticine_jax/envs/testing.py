@@ -60,9 +60,16 @@ def rollout(env: Environment, key: jax.Array, num_steps: int) -> tuple[Any, Tran
 def check_protocol(env: Environment, num_seeds: int = 2, num_steps: int = 4) -> Transition:
     """Runs ``jit(vmap(rollout))`` over ``num_seeds`` seeds and asserts the protocol's shapes
     and dtypes. Returns the transitions ``[S, T, N, ...]`` as numpy arrays."""
+    return check_protocol_with_state(env, num_seeds, num_steps)[1]
+
+
+def check_protocol_with_state(
+    env: Environment, num_seeds: int = 2, num_steps: int = 4, seed: int = 0
+) -> tuple[Any, Transition]:
+    """``check_protocol`` that also returns the final (vmapped) env state."""
     spec = env.spec
-    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-    _, traj = jit_fast(jax.vmap(lambda k: rollout(env, k, num_steps)), keys)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    state, traj = jit_fast(jax.vmap(lambda k: rollout(env, k, num_steps)), keys)
     traj = jax.tree.map(np.asarray, traj)
     lead = (num_seeds, num_steps, spec.num_envs)
     assert traj.obs.shape == lead + spec.obs_shape, (traj.obs.shape, spec.obs_shape)
@@ -80,4 +87,4 @@ def check_protocol(env: Environment, num_seeds: int = 2, num_steps: int = 4) -> 
     assert np.all((traj.info.task_id >= 0) & (traj.info.task_id < spec.num_tasks))
     for name, arr in traj.info.extras.items():
         assert arr.shape[:3] == lead, (name, arr.shape)
-    return traj
+    return state, traj
