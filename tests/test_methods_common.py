@@ -17,10 +17,11 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from plasticine_jax.config import load_config
-from plasticine_jax.methods import REGISTRY, make_method
+from plasticine_jax.methods import REGISTRY, compose, make_method
 from plasticine_jax.methods.plan import Group, group_method_lists, is_batchable
 from plasticine_jax.runner.plan import CompileGroup, Member, traced_hp
 from plasticine_jax.runner.program import Program
@@ -209,3 +210,34 @@ def test_validation_names_both_sides():
             check_methods(
                 [make_method("fourier"), make_method("redo")], NetworkSpec(activation="relu")
             )
+
+
+@pytest.mark.parametrize("name", _batchable_names())
+def test_identity_hp_is_a_no_op(name):
+    """At its identity values a batchable method leaves the agent's optimizer unchanged."""
+    m = make_method(name)
+    params = {
+        "layer_0": {"kernel": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "bias": jnp.zeros(4)}
+    }
+    grads = jax.tree.map(lambda x: jnp.cos(3.0 * x) + 0.1, params)
+    base = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-3))
+    ident = {k: jnp.float32(v) for k, v in m.identity_hp.items()}
+    tx = compose.wrap_optimizer(base, [m], {name: ident})
+    grad_fn = jax.grad(lambda p: sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(p)))
+    if name == "sam":
+        grads = grad_fn(params)
+
+    @jax.jit
+    def run(p):
+        s, s0 = tx.init(p), base.init(p)
+        u, _ = tx.update(grads, s, p, key=jax.random.PRNGKey(0), grad_fn=grad_fn)
+        u0, _ = base.update(grads, s0, p)
+        pen = m.penalty(p, p, ident) if m.penalty is not None else jnp.float32(0)
+        g_pen = jax.grad(lambda q: m.penalty(q, p, ident))(p) if m.penalty is not None else None
+        return u, u0, pen, g_pen
+
+    u, u0, pen, g_pen = run(params)
+    chex.assert_trees_all_close(u, u0, rtol=1e-6, atol=1e-9)
+    assert float(pen) == 0.0
+    if g_pen is not None:
+        chex.assert_trees_all_equal(g_pen, jax.tree.map(jnp.zeros_like, params))
