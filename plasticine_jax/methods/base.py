@@ -10,6 +10,10 @@ Hooks (all optional):
 * ``optimizer(tx, hp) -> tx``: wraps the agent's ``GradientTransformation`` (TRAC, SAM, ...).
   The wrapped transform is called as ``tx.update(grads, state, params, key=key)``; use
   ``optax.GradientTransformationExtraArgs`` to receive the per-step PRNG ``key``.
+  Extra arguments the agent passes reach every wrapper: ``key`` (per-step PRNG key, distinct
+  per vmapped seed) and ``grad_fn`` (``params -> grads`` on the current minibatch; SAM needs
+  it). A wrapper's ``NamedTuple`` state may list ``persist_fields``: fields an
+  optimizer-state reset must keep (anchors such as θ₀, initial norms, clipping bounds).
 * ``penalty(params, anchor_params, hp) -> scalar``: added to the loss; ``anchor_params``
   are the parameters at initialisation (L2-to-init, Parseval, ...).
 * ``intervention``: an ``Intervention`` fired by a traced schedule between updates
