@@ -57,19 +57,10 @@ def rollout(env: Environment, key: jax.Array, num_steps: int) -> tuple[Any, Tran
     return state, traj
 
 
-def check_protocol(env: Environment, num_seeds: int = 2, num_steps: int = 4) -> Transition:
-    """Runs ``jit(vmap(rollout))`` over ``num_seeds`` seeds and asserts the protocol's shapes
-    and dtypes. Returns the transitions ``[S, T, N, ...]`` as numpy arrays."""
-    return check_protocol_with_state(env, num_seeds, num_steps)[1]
-
-
-def check_protocol_with_state(
-    env: Environment, num_seeds: int = 2, num_steps: int = 4, seed: int = 0
-) -> tuple[Any, Transition]:
-    """``check_protocol`` that also returns the final (vmapped) env state."""
+def assert_protocol(env: Environment, traj: Transition, num_seeds: int, num_steps: int):
+    """Asserts shapes, dtypes and invariants of a ``[S, T, N, ...]`` rollout of ``env``;
+    returns it as numpy arrays."""
     spec = env.spec
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-    state, traj = jit_fast(jax.vmap(lambda k: rollout(env, k, num_steps)), keys)
     traj = jax.tree.map(np.asarray, traj)
     lead = (num_seeds, num_steps, spec.num_envs)
     assert traj.obs.shape == lead + spec.obs_shape, (traj.obs.shape, spec.obs_shape)
@@ -78,8 +69,11 @@ def check_protocol_with_state(
     assert traj.info.final_obs.shape == lead + spec.obs_shape
     assert traj.info.final_obs.dtype == np.float32
     assert traj.reward.shape == lead and traj.reward.dtype == np.float32
-    for name in ("terminated", "truncated", "task_switched"):
-        arr = getattr(traj, name) if hasattr(traj, name) else getattr(traj.info, name)
+    for arr, name in (
+        (traj.terminated, "terminated"),
+        (traj.truncated, "truncated"),
+        (traj.info.task_switched, "task_switched"),
+    ):
         assert arr.shape == lead and arr.dtype == np.bool_, name
     assert traj.info.task_id.shape == lead and traj.info.task_id.dtype == np.int32
     assert not np.any(traj.terminated & traj.truncated), "terminated and truncated both set"
@@ -87,4 +81,19 @@ def check_protocol_with_state(
     assert np.all((traj.info.task_id >= 0) & (traj.info.task_id < spec.num_tasks))
     for name, arr in traj.info.extras.items():
         assert arr.shape[:3] == lead, (name, arr.shape)
-    return state, traj
+    return traj
+
+
+def check_protocol_with_state(
+    env: Environment, num_seeds: int = 2, num_steps: int = 4, seed: int = 0
+) -> tuple[Any, Transition]:
+    """Runs ``jit(vmap(rollout))`` over ``num_seeds`` seeds, asserts the protocol, and
+    returns the final (vmapped) state and the transitions ``[S, T, N, ...]`` (numpy)."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    state, traj = jit_fast(jax.vmap(lambda k: rollout(env, k, num_steps)), keys)
+    return state, assert_protocol(env, traj, num_seeds, num_steps)
+
+
+def check_protocol(env: Environment, num_seeds: int = 2, num_steps: int = 4) -> Transition:
+    """``check_protocol_with_state`` without the state."""
+    return check_protocol_with_state(env, num_seeds, num_steps)[1]
