@@ -3,6 +3,8 @@ their schedules, on tiny networks, plus one run through PPO."""
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -57,8 +59,10 @@ class InjectableAC(nn.Module):
         return ACOutput(policy, jnp.zeros((0,)), value, {"actor": f_a, "critic": f_c}, acts)
 
 
-def build(spec: NetworkSpec, obs_shape, module=None):
-    net = module if module is not None else ActorCritic(spec, DiscreteActions(N_ACTIONS))
+@functools.cache
+def build(spec: NetworkSpec, obs_shape, injectable: bool = False):
+    """Network and context, cached so each spec's init and apply compile once per session."""
+    net = InjectableAC(spec) if injectable else ActorCritic(spec, DiscreteActions(N_ACTIONS))
     dummy = jnp.zeros((1, *obs_shape))
     # Jitted so the tests' eager calls stay fast; inside a jitted caller it is inlined.
     ctx = ModelContext(apply=jax.jit(net.apply), init=jax.jit(lambda k: net.init(k, dummy)),
@@ -83,21 +87,26 @@ def adam_mu(opt_state):
     return opt_state[1].inner_state[0].mu
 
 
-def sgd_steps(learner, ctx, obs, n=3):
-    def loss(p):
-        out = ctx.apply(p, obs)
-        return jnp.mean(out.policy**2) + jnp.mean((out.value - 1.0) ** 2)
-
+@functools.cache
+def _sgd_step(ctx):
     t = tx()
 
     @jax.jit
-    def one(learner):
+    def one(learner, obs):
+        def loss(p):
+            out = ctx.apply(p, obs)
+            return jnp.mean(out.policy**2) + jnp.mean((out.value - 1.0) ** 2)
+
         g = jax.grad(loss)(learner.params)
         upd, opt = t.update(g, learner.opt_state, learner.params)
         return learner._replace(params=optax.apply_updates(learner.params, upd), opt_state=opt)
 
+    return one
+
+
+def sgd_steps(learner, ctx, obs, n=3):
     for _ in range(n):
-        learner = one(learner)
+        learner = _sgd_step(ctx)(learner, obs)
     return learner
 
 
@@ -224,7 +233,7 @@ def test_redo_touches_exactly_the_dormant_units(torso, obs_shape):
 
 
 def test_redo_can_zero_the_moments_of_recycled_weights():
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
     _, ctx = build(spec, (6,))
     obs = jax.random.uniform(jax.random.PRNGKey(1), (32, 6))
     m = make_method("redo", {"zero_moments": True})
@@ -236,7 +245,7 @@ def test_redo_can_zero_the_moments_of_recycled_weights():
     _, touched, _ = redo_params(learner.params, acts, ctx.init(key), 0.025)
     mu_old, mu = adam_mu(learner.opt_state), adam_mu(new.opt_state)
     assert (np.asarray(mu["params"]["actor"]["layer_0"]["kernel"][:, 3]) == 0).all()
-    assert (np.asarray(mu["params"]["actor_head"]["kernel"][3]) == 0).all()
+    assert (np.asarray(mu["params"]["actor"]["layer_1"]["kernel"][3]) == 0).all()
     want = jax.tree.map(lambda m, t: jnp.where(t, 0.0, m), mu_old, touched)
     chex.assert_trees_all_equal(mu, want)
     assert np.asarray(mu_old["params"]["actor"]["layer_0"]["kernel"][:, 3]).any()
@@ -273,7 +282,7 @@ def test_injection_leaves_outputs_unchanged_and_freezes_the_old_head():
     m = make_method("plasticity_injection")
     spec = m.network(NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu"))
     assert spec.option(OPTION) is not None
-    net, ctx = build(spec, (6,), InjectableAC(spec))
+    _, ctx = build(spec, (6,), True)
     obs = jax.random.normal(jax.random.PRNGKey(1), (16, 6))
     learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
     head = lambda s: s.params["params"]["actor_head"]  # noqa: E731
@@ -312,12 +321,12 @@ def test_injection_leaves_outputs_unchanged_and_freezes_the_old_head():
 
 
 def test_continual_backprop_replaces_no_more_than_its_rate_allows():
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(16, 16), activation="relu")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
     _, ctx = build(spec, (6,))
     obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
     params = ctx.init(jax.random.PRNGKey(0))
     state = init_cbp_state(params)
-    hp = {"replacement_rate": 0.03, "maturity": 2.0, "decay": 0.9}
+    hp = {"replacement_rate": 0.05, "maturity": 2.0, "decay": 0.9}
     step = jax.jit(lambda p, s, k: cbp_step(p, s, ctx.apply(p, obs).activations, ctx.init(k), hp))
     totals = {}
     T = 12
@@ -330,8 +339,8 @@ def test_continual_backprop_replaces_no_more_than_its_rate_allows():
             assert (np.asarray(new_state[name]["age"])[mask] == 0).all()
             totals[name] = totals.get(name, 0) + int(mask.sum())
         state = new_state
-    # Units are eligible from their 3rd firing: at most rate * 16 * (T - 2) per layer.
-    bound = np.floor(hp["replacement_rate"] * 16 * (T - 2) + 1e-6)
+    # Units are eligible from their 3rd firing: at most rate * 8 * (T - 2) per layer.
+    bound = np.floor(hp["replacement_rate"] * 8 * (T - 2) + 1e-6)
     for name, n in totals.items():
         assert 0 < n <= bound, (name, n, bound)
 
@@ -341,7 +350,7 @@ def test_continual_backprop_replaces_no_more_than_its_rate_allows():
 
 def test_neuroplastic_expansion_sparsity_follows_its_schedule():
     m = make_method("neuroplastic_expansion")
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(16, 16), activation="relu")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
     _, ctx = build(spec, (6,))
     obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
     hp = hp_of(m, initial_sparsity=0.8, final_sparsity=0.2, grow_until=8.0, period=2.0,
@@ -370,7 +379,7 @@ def test_neuroplastic_expansion_sparsity_follows_its_schedule():
 
 def test_hare_and_tortoise_ema_and_reset():
     m = make_method("hare_tortoise")
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
     _, ctx = build(spec, (6,))
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
     hp = hp_of(m, alpha=0.9, period=3.0)
@@ -387,7 +396,7 @@ def test_hare_and_tortoise_ema_and_reset():
 
 def test_opt_reset_restarts_adam_but_keeps_the_learning_rate():
     m = make_method("opt_reset")
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu")
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
     _, ctx = build(spec, (6,))
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
     learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
@@ -421,28 +430,71 @@ def test_hl_gauss_target_and_value():
 # ----------------------------------------------------------------------------- jit/vmap
 
 
-@pytest.mark.parametrize("name", ["redo", "layer_reset", "plasticity_injection",
-                                  "continual_backprop", "neuroplastic_expansion",
-                                  "hare_tortoise", "opt_reset"])
-def test_interventions_jit_and_vmap_over_two_seeds(name):
-    m = make_method(name)
-    spec = compose.edit_network(NetworkSpec(torso="mlp", hidden_sizes=(8,), activation="relu"),
-                                [m])
-    module = InjectableAC(spec) if name == "plasticity_injection" else None
-    _, ctx = build(spec, (6,), module)
+ALL = ("plasticity_injection", "redo", "layer_reset", "continual_backprop",
+       "neuroplastic_expansion", "hare_tortoise", "opt_reset")
+
+
+@pytest.fixture(scope="module")
+def composite():
+    """All interventions composed in one program, every schedule firing, vmapped over 2 seeds."""
+    methods = [make_method(n) for n in ALL]
+    spec = compose.edit_network(NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu"),
+                                methods)
+    _, ctx = build(spec, (6,), True)
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 6))
-    hp = hp_of(m, period=1.0, maturity=0.0, replacement_rate=0.5)
+    hps = {m.name: hp_of(m, period=1.0, maturity=0.0, replacement_rate=0.5) for m in methods}
     ev = events(step=2, switched=True)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    learners = jax.vmap(lambda k: learner_for(ctx, k, [m]))(keys)
-    run = jax.jit(jax.vmap(lambda s, k: compose.apply_interventions(
-        [m], s, obs, k, {m.name: hp}, ev, ctx)))
-    out = run(learners, keys)
+    learners = jax.vmap(lambda k: learner_for(ctx, k, methods))(keys)
+
+    def run(s, k):
+        return compose.apply_interventions(methods, s, obs, k, hps, ev, ctx)
+
+    out = jax.jit(jax.vmap(run))(learners, keys)
+    return {"run": run, "ctx": ctx, "methods": methods, "keys": keys, "learners": learners,
+            "out": out}
+
+
+def test_all_interventions_jit_and_vmap_over_two_seeds(composite):
+    out, learners = composite["out"], composite["learners"]
     chex.assert_trees_all_equal_structs(out, learners)
     chex.assert_trees_all_equal_shapes_and_dtypes(out, learners)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(out)
                if jnp.issubdtype(x.dtype, jnp.floating))
-    # The vmapped seed equals the same seed run alone.
-    alone = jax.jit(lambda s, k: compose.apply_interventions(
-        [m], s, obs, k, {m.name: hp}, ev, ctx))(learner_for(ctx, keys[1], [m]), keys[1])
-    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], out), alone, atol=1e-6)
+    assert not np.array_equal(out.params["params"]["actor"]["layer_0"]["kernel"][0],
+                              out.params["params"]["actor"]["layer_0"]["kernel"][1])
+
+
+@pytest.mark.slow
+def test_vmapped_seed_equals_the_seed_alone(composite):
+    k = composite["keys"][1]
+    alone = jax.jit(composite["run"])(
+        learner_for(composite["ctx"], k, composite["methods"]), k)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], composite["out"]), alone,
+                                atol=1e-6)
+
+
+@pytest.mark.slow
+def test_redo_through_ppo_end_to_end():
+    """ReDo every update inside the compiled PPO program: finite, one compile."""
+    from plasticine_jax.config import load_config
+    from plasticine_jax.runner.plan import plan
+    from plasticine_jax.runner.program import Program
+    from tests.conftest import tiny
+
+    cfg = load_config(data=tiny(
+        agent={"num_steps": 16, "num_minibatches": 2, "update_epochs": 2,
+               "network": {"hidden_sizes": [16, 16], "activation": "relu"}},
+        methods=[{"name": "redo", "hp": {"period": 1, "tau": 0.1}}],
+    ))
+    (group,) = plan(cfg)
+    program = Program(group)
+    states = program.init()
+    before = jax.tree.map(np.asarray, states.learner.params)
+    states, out = program.run_chunk(states, 0)
+    assert program.compiles == 1
+    for k in ("pg_loss", "v_loss", "grad_norm"):
+        assert np.isfinite(out[k]).all(), k
+    assert np.isfinite(np.asarray(jax.tree.leaves(states.learner.params)[0])).all()
+    assert not np.array_equal(jax.tree.leaves(before)[0],
+                              np.asarray(jax.tree.leaves(states.learner.params)[0]))
