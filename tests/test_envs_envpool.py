@@ -53,6 +53,12 @@ def test_pooled_seeds_are_independent(pong):
     assert nested.obs.shape == (2, 2, 2, 2, 4, 84, 84)
 
 
+def test_reset_runs_even_when_only_rewards_are_used(pong):
+    # A pure_callback whose outputs are unused may be dropped; the reset must still happen.
+    rewards = jit_fast(lambda k: rollout(pong, k, 3)[1].reward, jax.random.PRNGKey(2))
+    assert rewards.shape == (3, 2)
+
+
 def test_procgen_level_advances_every_task():
     env = make_env(
         "envpool",

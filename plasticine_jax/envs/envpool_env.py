@@ -185,7 +185,8 @@ class EnvpoolEnv(Environment):
         lead = seeds.shape[:-1]
         flat = seeds.reshape(-1).astype(np.int64)
         obs = self._build(int(self._schedule.task_of(0)), flat)
-        return obs.reshape(*lead, self.spec.num_envs, *self.spec.obs_shape)
+        obs = obs.reshape(*lead, self.spec.num_envs, *self.spec.obs_shape)
+        return obs, np.zeros(lead, np.int32)
 
     def _host_step(self, count: Any, action: Any):
         count, action = np.asarray(count), np.asarray(action)
@@ -245,13 +246,18 @@ class EnvpoolEnv(Environment):
     def reset(self, key: jax.Array) -> tuple[jax.Array, EnvpoolState]:
         n = self.spec.num_envs
         seeds = jax.random.randint(key, (n,), 0, 2**31 - 1, jnp.int32)
-        obs = jax.pure_callback(
+        # The step counter comes out of the callback so that every later step depends on
+        # the reset: a pure_callback whose results go unused may be removed by XLA.
+        obs, count = jax.pure_callback(
             self._host_reset,
-            jax.ShapeDtypeStruct((n, *self.spec.obs_shape), jnp.float32),
+            (
+                jax.ShapeDtypeStruct((n, *self.spec.obs_shape), jnp.float32),
+                jax.ShapeDtypeStruct((), jnp.int32),
+            ),
             seeds,
             vmap_method="expand_dims",
         )
-        return obs, EnvpoolState(jnp.zeros((), jnp.int32), EpisodeStats.zeros(n))
+        return obs, EnvpoolState(count, EpisodeStats.zeros(n))
 
     def step(self, key: jax.Array, state: EnvpoolState, action: jax.Array):
         del key  # envpool's envs carry their own RNG, seeded at reset
