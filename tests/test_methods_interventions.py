@@ -28,13 +28,14 @@ from plasticine_jax.networks.init import orthogonal
 N_ACTIONS = 3
 
 
-def events(step=1, task_id=0, switched=False, task_step=0, steps_per_task=0) -> Events:
+def events(step=1, task_id=0, switched=False, task_step=0, steps_per_task=0, rollout=128) -> Events:
     return Events(
         update_step=jnp.asarray(step, jnp.int32),
         task_id=jnp.asarray(task_id, jnp.int32),
         task_switched=jnp.asarray(switched, bool),
         task_step=jnp.asarray(task_step, jnp.int32),
         steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
+        rollout_steps=jnp.asarray(rollout, jnp.int32),
     )
 
 
@@ -140,12 +141,13 @@ def test_at_task_fraction_fires_once_per_task_where_the_threshold_is_crossed(
     steps_per_task, rollout, fraction
 ):
     s = jax.jit(schedules.at_task_fraction())
-    hp = {"task_fraction": fraction, "rollout_steps": float(rollout)}
+    hp = {"task_fraction": fraction}
     threshold = int(fraction * steps_per_task)
     fired_at = []
     for u in range(1, 31):  # as PPO._events: env steps done, modulo the task length
         env_steps = u * rollout
-        ev = events(step=u, task_step=env_steps % steps_per_task, steps_per_task=steps_per_task)
+        ev = events(step=u, task_step=env_steps % steps_per_task, steps_per_task=steps_per_task,
+                    rollout=rollout)
         if bool(s(ev, hp)):
             fired_at.append(u)
     # Expected: the update whose rollout covers env step (task k start + threshold).

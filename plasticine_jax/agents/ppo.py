@@ -50,6 +50,7 @@ class Transition(NamedTuple):
     episode_length: Array
     task_id: Array
     task_switched: Array
+    episode_metrics: dict[str, Array]
 
 
 class TrainState(NamedTuple):
@@ -154,7 +155,7 @@ class PPO:
             tr = Transition(
                 obs, action, log_prob, out.value, reward, term, trunc,
                 final_value, info.episode_return, info.episode_length,
-                info.task_id, info.task_switched,
+                info.task_id, info.task_switched, self.env.episode_metrics(info),
             )  # fmt: skip
             return (env_state, next_obs, key), tr
 
@@ -281,14 +282,16 @@ class PPO:
 
         done = traj.terminated | traj.truncated
         n_done = done.sum()
+        per_episode = lambda x: jnp.where(  # noqa: E731
+            n_done > 0, x.sum() / jnp.maximum(n_done, 1), jnp.nan
+        )
+        env_means = {k: per_episode(v) for k, v in traj.episode_metrics.items()}
+        env_means.update(self.env.summarize_episode_metrics(env_means))
         out = {
             **aux,
-            "episode_return": jnp.where(
-                n_done > 0, traj.episode_return.sum() / jnp.maximum(n_done, 1), jnp.nan
-            ),
-            "episode_length": jnp.where(
-                n_done > 0, traj.episode_length.sum() / jnp.maximum(n_done, 1), jnp.nan
-            ),
+            "episode_return": per_episode(traj.episode_return),
+            "episode_length": per_episode(traj.episode_length),
+            **{f"env/{k}": v for k, v in env_means.items()},
             "episodes": n_done.astype(jnp.float32),
             "task_id": events.task_id.astype(jnp.float32),
             "task_switched": events.task_switched.astype(jnp.float32),
@@ -313,6 +316,7 @@ class PPO:
             task_switched=traj.task_switched.any(),
             task_step=jnp.asarray(task_step, jnp.int32),
             steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
+            rollout_steps=jnp.asarray(self.cfg.agent.num_steps, jnp.int32),
         )
 
     def metric_names(self) -> tuple[str, ...]:

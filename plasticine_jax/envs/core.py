@@ -86,6 +86,23 @@ class Environment(abc.ABC):
     ) -> tuple[Array, Any, Array, Array, Array, StepInfo]:
         """Returns ``(obs, state, reward [N], terminated [N], truncated [N], info)``."""
 
+    def episode_metrics(self, info: StepInfo) -> dict[str, Array]:
+        """Per-episode values to log, read from one step's ``info``: ``{name: [N] float}``.
+
+        A value counts only for envs whose episode ended at this step (zero elsewhere). The
+        agent sums each over its rollout, divides by the number of finished episodes and
+        logs the mean as ``env/{name}`` (NaN when no episode ended). Default: none.
+        Wrappers forward their inner environment's.
+        """
+        del info
+        return {}
+
+    def summarize_episode_metrics(self, means: dict[str, Array]) -> dict[str, Array]:
+        """Metrics derived from one update's ``episode_metrics`` means (e.g. the Craftax
+        score from the achievement success rates), logged as ``env/{name}``. Default: none."""
+        del means
+        return {}
+
 
 class EpisodeStats(NamedTuple):
     """Running return/length per env, carried inside adapters' states."""

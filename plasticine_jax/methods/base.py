@@ -45,6 +45,7 @@ class Events(NamedTuple):
       task_switched: bool, a task switch happened during the current update's rollout.
       task_step: int32, env steps (per env) since the current task began.
       steps_per_task: int32, env steps per task (0 when the scenario has a single task).
+      rollout_steps: int32, env steps per env in one update's rollout (``agent.num_steps``).
     """
 
     update_step: Array
@@ -52,6 +53,7 @@ class Events(NamedTuple):
     task_switched: Array
     task_step: Array
     steps_per_task: Array
+    rollout_steps: Array
 
 
 class LearnerState(NamedTuple):

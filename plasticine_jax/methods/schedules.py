@@ -70,25 +70,21 @@ def at_task_switch() -> Schedule:
     return schedule
 
 
-def at_task_fraction(
-    fraction_key: str = "task_fraction", rollout_key: str = "rollout_steps"
-) -> Schedule:
+def at_task_fraction(fraction_key: str = "task_fraction") -> Schedule:
     """Fires once per task, on the update during which ``task_step`` crosses ``f * T``.
 
     With ``T = events.steps_per_task`` and ``f = hp[fraction_key]`` in ``[0, 1)``, the
     threshold is ``c = f * T`` env steps (per env) into the task. An update covers ``R``
     env steps per env, so it crossed ``c`` when ``task_step - R < c <= task_step``; an update
     in which the task switched has ``task_step < R`` and fires iff ``c <= task_step``.
-    ``R`` is ``events.rollout_steps`` when ``Events`` carries it, else ``hp[rollout_key]``
-    (which must then equal the agent's rollout length). Never fires on a single-task
-    scenario (``T == 0``).
+    ``R`` is ``events.rollout_steps`` (the agent's rollout length). Never fires on a
+    single-task scenario (``T == 0``).
     """
 
     def schedule(events: Events, hp: HP) -> Array:
         f = jnp.asarray(hp[fraction_key], jnp.float32)
         T = jnp.asarray(events.steps_per_task, jnp.float32)
-        rollout = getattr(events, "rollout_steps", None)
-        R = jnp.asarray(hp[rollout_key] if rollout is None else rollout, jnp.float32)
+        R = jnp.asarray(events.rollout_steps, jnp.float32)
         t = jnp.asarray(events.task_step, jnp.float32)
         c = jnp.floor(f * T)
         return (T > 0) & (t - R < c) & (c <= t)
@@ -144,7 +140,7 @@ SCHEDULES: dict[str, tuple[Callable[[], Schedule], Mapping[str, float]]] = {
     "every_k_updates": (every_k_updates, {"period": 1000.0}),
     "every_update": (every_update, {}),
     "at_task_switch": (at_task_switch, {}),
-    "at_task_fraction": (at_task_fraction, {"task_fraction": 0.5, "rollout_steps": 128.0}),
+    "at_task_fraction": (at_task_fraction, {"task_fraction": 0.5}),
     "never": (never, {}),
 }
 
