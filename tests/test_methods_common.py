@@ -144,12 +144,8 @@ def _single_method_run(name):
 
 
 def test_sam_in_ppo():
-    try:
-        _single_method_run("sam")
-    except ValueError as e:
-        if "grad_fn" in str(e):
-            pytest.xfail("the PPO agent does not pass grad_fn to tx.update yet")
-        raise
+    # PPO passes ``grad_fn`` to ``tx.update``; SAM raises without it.
+    _single_method_run("sam")
 
 
 @pytest.mark.slow

@@ -28,8 +28,10 @@ from plasticine_jax.config.load import num_updates
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import ContinuousActions, Environment
 from plasticine_jax.methods import compose
+from plasticine_jax.methods import hl_gauss as hlg
 from plasticine_jax.methods.base import Events, LearnerState, Method, ModelContext
 from plasticine_jax.networks import ActorCritic, NetworkSpec
+from plasticine_jax.networks.heads import critic_width
 
 Array = jax.Array
 HP = dict[str, Any]
@@ -87,6 +89,13 @@ class PPO:
         self.spec = compose.edit_network(spec, self.methods)
         self.continuous = isinstance(env.spec.action_space, ContinuousActions)
         self.network = ActorCritic(self.spec, env.spec.action_space)
+        # A categorical critic (HL-Gauss): values from bin logits, cross-entropy value loss.
+        self.value_bins = critic_width(self.spec) if critic_width(self.spec) > 1 else 0
+        if self.value_bins and not any(m.name == hlg.NAME for m in self.methods):
+            raise ValueError(
+                f"the network has {self.value_bins} value bins but no {hlg.NAME!r} method "
+                "holds their support (v_min, v_max); add the method or drop the option"
+            )
         self.num_updates = num_updates(cfg)
         self.batch_size = env.spec.num_envs * cfg.agent.num_steps
         self.minibatch_size = self.batch_size // cfg.agent.num_minibatches
@@ -127,6 +136,13 @@ class PPO:
 
     # ------------------------------------------------------------------ acting
 
+    def _value(self, out, hp: HP) -> Array:
+        """The critic's value ``[B]``: the scalar head, or the mean of the HL-Gauss bins."""
+        if not self.value_bins:
+            return out.value
+        h = hp["methods"][hlg.NAME]
+        return hlg.hl_gauss_value(out.value_logits, h["v_min"], h["v_max"])
+
     def _policy(self, out, key: Array) -> tuple[Array, Array]:
         if self.continuous:
             action = D.gaussian_sample(key, out.policy, out.log_std)
@@ -141,7 +157,7 @@ class PPO:
         return action
 
     def _rollout(self, state: TrainState) -> tuple[TrainState, Transition]:
-        params = state.learner.params
+        params, hp = state.learner.params, state.hp
 
         def step(carry, _):
             env_state, obs, key = carry
@@ -151,9 +167,9 @@ class PPO:
             next_obs, env_state, reward, term, trunc, info = self.env.step(
                 k_env, env_state, self._env_action(action)
             )
-            final_value = self.network.apply(params, info.final_obs).value
+            final_value = self._value(self.network.apply(params, info.final_obs), hp)
             tr = Transition(
-                obs, action, log_prob, out.value, reward, term, trunc,
+                obs, action, log_prob, self._value(out, hp), reward, term, trunc,
                 final_value, info.episode_return, info.episode_length,
                 info.task_id, info.task_switched, self.env.episode_metrics(info),
             )  # fmt: skip
@@ -201,9 +217,13 @@ class PPO:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         eps = a["clip_eps"]
         pg_loss = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps)).mean()
-        v_err = (out.value - batch["return"]) ** 2
-        if c.clip_vloss:
-            v_clipped = batch["value"] + jnp.clip(out.value - batch["value"], -eps, eps)
+        value = self._value(out, hp)
+        v_err = (value - batch["return"]) ** 2
+        if self.value_bins:
+            # HL-Gauss: cross-entropy to the Gaussian histogram of the return; no clipping.
+            v_loss = hlg.hl_gauss_loss(out.value_logits, batch["return"], hp["methods"][hlg.NAME])
+        elif c.clip_vloss:
+            v_clipped = batch["value"] + jnp.clip(value - batch["value"], -eps, eps)
             v_loss = 0.5 * jnp.maximum(v_err, (v_clipped - batch["return"]) ** 2).mean()
         else:
             v_loss = 0.5 * v_err.mean()
@@ -228,7 +248,10 @@ class PPO:
             learner, key = carry
             key, k_tx = jax.random.split(key)
             grads, aux = grad_fn(learner.params, mb, hp, learner.init_params)
-            updates, opt_state = tx.update(grads, learner.opt_state, learner.params, key=k_tx)
+            updates, opt_state = tx.update(
+                grads, learner.opt_state, learner.params, key=k_tx,
+                grad_fn=lambda p: grad_fn(p, mb, hp, learner.init_params)[0],
+            )  # fmt: skip
             params = optax.apply_updates(learner.params, updates)
             aux = {**aux, "grad_norm": optax.global_norm(grads)}
             return (learner._replace(params=params, opt_state=opt_state), key), aux
@@ -258,7 +281,7 @@ class PPO:
         """
         hp = state.hp
         state, traj = self._rollout(state)
-        last_value = self.network.apply(state.learner.params, state.obs).value
+        last_value = self._value(self.network.apply(state.learner.params, state.obs), hp)
         adv, ret = self._advantages(traj, last_value, hp)
         flat = lambda x: x.reshape((self.batch_size, *x.shape[2:]))  # noqa: E731
         batch = {

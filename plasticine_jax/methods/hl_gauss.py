@@ -12,8 +12,9 @@ and the value loss is the cross-entropy ``-sum_i p_i(y) log softmax(z)_i`` in pl
 squared error. ``sigma = sigma_ratio * w``; the paper recommends ``sigma_ratio = 0.75``.
 
 The method is a network edit (``NetworkSpec`` option ``"value_bins"``: the critic head gets
-``num_bins`` outputs) plus the functions below, which the agent calls for its value and its
-value loss; ``v_min``, ``v_max`` and ``sigma_ratio`` are traced (a sweep may vary the
+``num_bins`` outputs) plus the functions below, which PPO calls for its value (rollout,
+bootstrap, GAE) and its value loss whenever the network has value bins; ``v_min``,
+``v_max`` and ``sigma_ratio`` are traced (a sweep may vary the
 support), ``num_bins`` is static (it is a shape). PPO's value clipping does not apply to a
 cross-entropy loss and is skipped.
 
@@ -35,12 +36,13 @@ import jax
 import jax.numpy as jnp
 
 from plasticine_jax.methods.base import HP, Method
+from plasticine_jax.networks.heads import VALUE_BINS
 from plasticine_jax.networks.spec import NetworkSpec
 
 Array = jax.Array
 
 NAME = "hl_gauss"
-OPTION = "value_bins"
+OPTION = VALUE_BINS
 
 
 def bin_edges(v_min: Array, v_max: Array, num_bins: int) -> Array:

@@ -10,7 +10,8 @@ on the *parameters* (as the paper and Plasticine's ``requires_grad = False``): t
 still receives the gradient of the whole output through all three heads.
 
 Design (static shapes, traced switch). The network edit (``NetworkSpec`` option
-``"injection"``) builds each chosen head as ``InjectableDense``: it holds, from the start,
+``"injection"``) makes ``ActorCritic`` build each chosen head as
+``networks.heads.InjectableDense``: it holds, from the start,
 the usual ``kernel``/``bias`` (``h_old``; the same names and initialisation as ``nn.Dense``,
 so other methods see an ordinary head), ``kernel_a``/``bias_a`` (``h_a``),
 ``kernel_b``/``bias_b`` (``h_b``, read through ``stop_gradient``) and a scalar flag
@@ -46,56 +47,22 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from plasticine_jax.methods import _surgery
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
 from plasticine_jax.methods.schedules import make_schedule
+from plasticine_jax.networks.heads import INJECTION, InjectableDense, head_module
 from plasticine_jax.networks.spec import NetworkSpec
 
 Array = jax.Array
 
 NAME = "plasticity_injection"
-OPTION = "injection"
-
-
-class InjectableDense(nn.Module):
-    """A dense head that can take a plasticity injection (see the module docstring).
-
-    Attributes:
-      features: output width.
-      kernel_init: initialiser of ``kernel`` (and, at injection, of ``kernel_a``).
-      keep_trainable: keep ``h_old`` trainable after injection.
-    """
-
-    features: int
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    keep_trainable: bool = False
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        shape = (x.shape[-1], self.features)
-        zeros = nn.initializers.zeros
-        kernel = self.param("kernel", self.kernel_init, shape)
-        bias = self.param("bias", zeros, (self.features,))
-        kernel_a = self.param("kernel_a", zeros, shape)
-        bias_a = self.param("bias_a", zeros, (self.features,))
-        kernel_b = self.param("kernel_b", zeros, shape)
-        bias_b = self.param("bias_b", zeros, (self.features,))
-        injected = self.param("injected", zeros, ())
-        on = jax.lax.stop_gradient(injected > 0.5)
-        if not self.keep_trainable:
-            kernel = jnp.where(on, jax.lax.stop_gradient(kernel), kernel)
-            bias = jnp.where(on, jax.lax.stop_gradient(bias), bias)
-        y = x @ kernel + bias
-        delta = (x @ kernel_a + bias_a) - (
-            x @ jax.lax.stop_gradient(kernel_b) + jax.lax.stop_gradient(bias_b)
-        )
-        return y + jnp.where(on, delta, jnp.zeros_like(delta))
+OPTION = INJECTION
+__all__ = ["InjectableDense", "NAME", "OPTION", "head_module", "inject", "plasticity_injection"]
 
 
 def inject(head: dict, fresh_head: dict) -> dict:
@@ -155,12 +122,3 @@ def plasticity_injection(
         network=network,
         intervention=Intervention(schedule=sched, apply=apply),
     )
-
-
-def head_module(spec: NetworkSpec, name: str, features: int, kernel_init: Callable) -> nn.Module:
-    """The head the network should build for ``name``: ``InjectableDense`` when ``spec``
-    asks for an injection into it, else ``nn.Dense``. ``networks.torso`` calls this."""
-    opt = spec.option(OPTION)
-    if opt is not None and name in opt[0]:
-        return InjectableDense(features, kernel_init, keep_trainable=opt[1], name=name)
-    return nn.Dense(features, kernel_init=kernel_init, name=name)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from plasticine_jax.envs.core import ActionSpace, ContinuousActions
 from plasticine_jax.networks.activations import get_activation
+from plasticine_jax.networks.heads import critic_width, head_module
 from plasticine_jax.networks.init import orthogonal
 from plasticine_jax.networks.spec import CONV_LAYERS, NetworkSpec
 
@@ -69,7 +70,9 @@ class ACOutput(NamedTuple):
     Attributes:
       policy: logits ``[B, n]`` (discrete) or Gaussian mean ``[B, *action_shape]``.
       log_std: ``[*action_shape]`` for continuous actions, else an empty array.
-      value: ``[B]``.
+      value: ``[B]``; NaN when the critic is categorical (``value_bins``): the agent
+        turns ``value_logits`` into a value with the support it holds as hyperparameters.
+      value_logits: the critic head's raw output ``[B, n]`` (``n = 1`` for a scalar critic).
       features: last hidden layer per torso, ``{"actor": [B, D], "critic": [B, D]}`` (one
         ``"shared"`` entry when the torso is shared).
       activations: every hidden layer, keyed ``"{torso}/layer_{i}"``.
@@ -80,10 +83,15 @@ class ACOutput(NamedTuple):
     value: Array
     features: dict[str, Array]
     activations: dict[str, Array]
+    value_logits: Array | None = None
 
 
 class ActorCritic(nn.Module):
-    """CleanRL-style actor-critic: orthogonal init, gains sqrt(2) / 0.01 (actor) / 1 (critic)."""
+    """CleanRL-style actor-critic: orthogonal init, gains sqrt(2) / 0.01 (actor) / 1 (critic).
+
+    Heads come from ``networks.heads.head_module``, so methods edit them through
+    ``NetworkSpec`` options (plasticity injection, HL-Gauss value bins).
+    """
 
     spec: NetworkSpec
     action_space: ActionSpace
@@ -107,11 +115,13 @@ class ActorCritic(nn.Module):
                 **{f"actor/{k}": v for k, v in acts_a.items()},
                 **{f"critic/{k}": v for k, v in acts_c.items()},
             }
-        policy = nn.Dense(out_dim, kernel_init=orthogonal(0.01), name="actor_head")(f_actor)
-        value = nn.Dense(1, kernel_init=orthogonal(1.0), name="critic_head")(f_critic)[:, 0]
+        policy = head_module(self.spec, "actor_head", out_dim, orthogonal(0.01))(f_actor)
+        n_value = critic_width(self.spec)
+        value_logits = head_module(self.spec, "critic_head", n_value, orthogonal(1.0))(f_critic)
+        value = value_logits[:, 0] if n_value == 1 else jnp.full(obs.shape[:1], jnp.nan)
         if continuous:
             policy = policy.reshape((obs.shape[0], *self.action_space.shape))
             log_std = self.param("log_std", nn.initializers.zeros, self.action_space.shape)
         else:
             log_std = jnp.zeros((0,), jnp.float32)
-        return ACOutput(policy, log_std, value, features, activations)
+        return ACOutput(policy, log_std, value, features, activations, value_logits)
