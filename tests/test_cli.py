@@ -27,21 +27,24 @@ def _rows(run_dir):
 def test_cli_run_writes_run_directory(tmp_path, capsys):
     cfg = _write(tmp_path)
     code = main(["run", str(cfg), f"run.out_dir={tmp_path}", "run.name=r1",
-                 "sweep.agent.hp.lr=[0.001,0.0003]"])
+                 "sweep.agent.hp.lr=[0.001,0.0003]",
+                 "sweep.methods=[[], [{name: l2, hp: {coef: 0.01}}]]"])
     assert code == 0
     run_dir = tmp_path / "r1"
     printed = capsys.readouterr().out
+    # lrs x {vanilla, L2}: L2 runs at coef 0 for the vanilla members, so one program
     assert "programs compiled 1" in printed and "return_mean" in printed
     rows = _rows(run_dir)
-    assert len(rows) == 4 * 4  # 4 members (2 lrs x 2 seeds) x 4 updates
+    assert len(rows) == 8 * 4  # 8 members (2 lrs x 2 method lists x 2 seeds) x 4 updates
     assert {r["sweep:agent.hp.lr"] for r in rows} == {"0.001", "0.0003"}
+    assert {r["sweep:methods"] for r in rows} == {"vanilla", "l2(coef=0.01)"}
     assert {int(r["update"]) for r in rows} == {1, 2, 3, 4}
     assert rows[-1]["env_steps"] == str(4 * 64)
     resolved = load_config(run_dir / "config.yaml")
     assert resolved.agent.network.hidden_sizes == (16, 16)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["programs_compiled"] == 1
-    assert len(summary["summary"]) == 2
+    assert len(summary["summary"]) == 4
 
 
 def test_cli_list_names_everything(capsys):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -97,3 +98,42 @@ def test_sweep_over_traced_hp_is_one_group_static_key_splits(tiny_config):
             "agent.network.hidden_sizes": [[8], [16]]}}
     )
     assert len(plan(cfg2)) == 2
+
+
+def test_method_sweep_batches_compatible_methods_and_splits_structural_ones():
+    from tests.conftest import tiny
+
+    data = tiny(agent={"network": {"hidden_sizes": [16], "activation": "relu"}})
+    data["sweep"] = {
+        "methods": [[], [{"name": "l2"}], [{"name": "l2_init", "hp": {"coef": 0.1}}],
+                    [{"name": "trac"}], [{"name": "crelu"}], [{"name": "redo"}]],
+        "agent.hp.lr": [1e-3, 3e-4],
+    }
+    groups = plan(load_config(data=data))
+    assert [sorted(m.name for m in g.methods) for g in groups] == [
+        ["l2", "l2_init", "trac"], ["crelu"], ["redo"]
+    ]
+    g = groups[0]
+    assert len(g.members) == 4 * 2 * 2  # 4 method lists x 2 lrs x 2 seeds
+    assert [mc.name for mc in g.cfg.methods] == [m.name for m in g.methods]
+    labels = [m.values["methods"] for m in g.members]
+    coef = np.asarray(g.hp["methods"]["l2_init"]["coef"])
+    # Members without L2-to-init run it at its identity value, the others at 0.1.
+    for label, c in zip(labels, coef, strict=True):
+        assert c == pytest.approx(0.1 if label == "l2_init(coef=0.1)" else 0.0)
+    assert {m.values["agent.hp.lr"] for m in g.members} == {1e-3, 3e-4}
+
+
+@pytest.mark.parametrize(
+    "methods, message",
+    [
+        ([{"name": "crelu"}, {"name": "fourier"}], "'crelu' and 'fourier' both set"),
+        ([{"name": "l2"}, {"name": "l2"}], r"\['l2'\] listed more than once"),
+        ([{"name": "l2", "hp": {"lambda": 1.0}}], "unknown hyperparameter"),
+    ],
+)
+def test_impossible_method_mixes_are_refused_before_compiling(methods, message):
+    from tests.conftest import tiny
+
+    with pytest.raises(ConfigError, match=message):
+        plan(load_config(data={**tiny(), "methods": methods}))

@@ -30,8 +30,9 @@ from plasticine_jax.envs.core import ContinuousActions, Environment
 from plasticine_jax.methods import compose
 from plasticine_jax.methods import hl_gauss as hlg
 from plasticine_jax.methods.base import Events, LearnerState, Method, ModelContext
-from plasticine_jax.networks import ActorCritic, NetworkSpec
+from plasticine_jax.networks import ActorCritic
 from plasticine_jax.networks.heads import critic_width
+from plasticine_jax.networks.spec import spec_from_config
 
 Array = jax.Array
 HP = dict[str, Any]
@@ -78,15 +79,7 @@ class PPO:
         self.cfg = cfg
         self.env = env
         self.methods = tuple(methods)
-        net_cfg = cfg.agent.network
-        spec = NetworkSpec(
-            torso=net_cfg.torso,
-            hidden_sizes=tuple(net_cfg.hidden_sizes),
-            activation=net_cfg.activation,
-            norm=net_cfg.norm,
-            shared_torso=net_cfg.shared_torso,
-        )
-        self.spec = compose.edit_network(spec, self.methods)
+        self.spec = compose.edit_network(spec_from_config(cfg.agent.network), self.methods)
         self.continuous = isinstance(env.spec.action_space, ContinuousActions)
         self.network = ActorCritic(self.spec, env.spec.action_space)
         # A categorical critic (HL-Gauss): values from bin logits, cross-entropy value loss.

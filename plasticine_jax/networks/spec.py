@@ -43,3 +43,14 @@ class NetworkSpec:
         opts = dict(self.options)
         opts[key] = value
         return dataclasses.replace(self, options=tuple(sorted(opts.items())))
+
+
+def spec_from_config(net: Any) -> NetworkSpec:
+    """The base ``NetworkSpec`` of a ``config.NetworkConfig`` (before methods' edits)."""
+    return NetworkSpec(
+        torso=net.torso,
+        hidden_sizes=tuple(net.hidden_sizes),
+        activation=net.activation,
+        norm=net.norm,
+        shared_torso=net.shared_torso,
+    )

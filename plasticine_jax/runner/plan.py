@@ -3,7 +3,8 @@
 Every grid point is resolved into a full ``ExperimentConfig``. Points whose *static* part
 agrees share one program: their traced hyperparameters (``agent.hp.*`` and each method's
 ``hp``) are stacked along one member axis together with the seeds. A sweep over a static
-key (a width, an env id, the method list) yields one group per distinct value.
+key (a width, an env id) yields one group per distinct value; a sweep over the method list
+is grouped by the methods' structure (``methods.plan``): batchable methods share a program.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import jax
 import jax.numpy as jnp
 
 from plasticine_jax.config.load import ConfigError, apply_override, from_dict, to_dict, validate
-from plasticine_jax.config.schema import ExperimentConfig
+from plasticine_jax.config.schema import ExperimentConfig, MethodConfig
 from plasticine_jax.methods.base import Method
+from plasticine_jax.methods.plan import group_method_lists
 from plasticine_jax.methods.registry import make_method
+from plasticine_jax.methods.validate import MethodConflictError, check_methods
+from plasticine_jax.networks.spec import spec_from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +49,13 @@ class CompileGroup:
 
 
 def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
-    """Instantiates the configured methods, checking hyperparameter names and conflicts."""
+    """Instantiates the configured methods and checks them against the network.
+
+    Refused (``ConfigError``, before anything compiles): an unknown method or option, an
+    unknown hyperparameter, a method listed twice, declared conflicts, two network edits
+    that disagree, and a method whose ``requires`` the final network does not meet; each
+    message names both sides (``methods.validate.check_methods``).
+    """
     methods = []
     for i, mc in enumerate(cfg.methods):
         try:
@@ -59,26 +69,42 @@ def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
                 f"{mc.name!r}; it has {sorted(m.hp)}"
             )
         methods.append(m)
-    for a in methods:
-        for b in methods:
-            if b.name in a.conflicts:
-                raise ConfigError(
-                    f"methods {a.name!r} and {b.name!r} cannot be combined; remove one of them"
-                )
+    try:
+        check_methods(methods, spec_from_config(cfg.agent.network))
+    except MethodConflictError as e:
+        raise ConfigError(f"methods: {e}") from None
     return tuple(methods)
+
+
+def method_label(methods: Sequence[MethodConfig]) -> str:
+    """A short name for a method list, e.g. ``l2(coef=0.01)+trac``; ``vanilla`` when empty."""
+    if not methods:
+        return "vanilla"
+    parts = []
+    for mc in methods:
+        args = [f"{k}={v}" for k, v in sorted(mc.options.items())]
+        args += [f"{k}={v}" for k, v in sorted(mc.hp.items())]
+        parts.append(mc.name + (f"({','.join(args)})" if args else ""))
+    return "+".join(parts)
+
+
+def agent_hp(cfg: ExperimentConfig) -> dict[str, float]:
+    """The agent's traced hyperparameters (``agent.hp``) of one grid point."""
+    return {k: float(v) for k, v in dataclasses.asdict(cfg.agent.hp).items()}
 
 
 def traced_hp(cfg: ExperimentConfig, methods: Sequence[Method]) -> dict[str, Any]:
     """The traced hyperparameters of one grid point, as a float32 pytree."""
-    agent = {k: float(v) for k, v in dataclasses.asdict(cfg.agent.hp).items()}
     per_method = {}
     for m, mc in zip(methods, cfg.methods, strict=True):
         per_method[m.name] = {k: float(mc.hp.get(k, v)) for k, v in m.hp.items()}
-    return {"agent": agent, "methods": per_method}
+    return {"agent": agent_hp(cfg), "methods": per_method}
 
 
-def static_signature(cfg: ExperimentConfig) -> str:
-    """Everything that decides the program: the config without traced values, seeds or sweep."""
+def static_signature(cfg: ExperimentConfig, with_methods: bool = True) -> str:
+    """Everything that decides the program: the config without traced values, seeds or sweep
+    (and, with ``with_methods=False``, without the method list, which ``plan`` groups by
+    structure instead)."""
     d = to_dict(cfg)
     d.pop("sweep")
     d["agent"].pop("hp")
@@ -87,6 +113,8 @@ def static_signature(cfg: ExperimentConfig) -> str:
     d.pop("name")
     for m in d["methods"]:
         m.pop("hp")
+    if not with_methods:
+        d.pop("methods")
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -107,20 +135,46 @@ def grid_points(cfg: ExperimentConfig) -> list[tuple[dict[str, Any], ExperimentC
 
 
 def plan(cfg: ExperimentConfig) -> list[CompileGroup]:
-    """Splits ``cfg``'s sweep × seeds into compile groups (validated, nothing compiled)."""
-    groups: dict[str, CompileGroup] = {}
-    setting_hps: dict[str, list[dict]] = {}
+    """Splits ``cfg``'s sweep × seeds into compile groups (validated, nothing compiled).
+
+    Grid points are bucketed by everything static except their methods; within a bucket,
+    ``methods.plan.group_method_lists`` merges method lists whose programs agree (methods
+    that only wrap the optimizer or add a penalty, at their identity values for the members
+    that lack them; network edits by the network they produce), so a sweep over vanilla,
+    L2, L2-to-init, S&P, TRAC, ... is one program while CReLU or ReDo get their own.
+    """
+    buckets: dict[str, list[tuple[int, dict, ExperimentConfig, tuple[Method, ...]]]] = {}
     for setting, (values, point) in enumerate(grid_points(cfg)):
         methods = build_methods(point)
-        sig = static_signature(point)
-        if sig not in groups:
-            groups[sig] = CompileGroup(len(groups), point, methods, [], {})
-            setting_hps[sig] = []
-        g = groups[sig]
-        hp = traced_hp(point, methods)
-        for s in range(cfg.run.num_seeds):
-            g.members.append(Member(len(g.members), setting, cfg.run.seed + s, values))
-            setting_hps[sig].append(hp)
-    for sig, g in groups.items():
-        g.hp = jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *setting_hps[sig])
-    return list(groups.values())
+        if "methods" in values:
+            values = {**values, "methods": method_label(point.methods)}
+        sig = static_signature(point, with_methods=False)
+        buckets.setdefault(sig, []).append((setting, values, point, methods))
+
+    groups: list[CompileGroup] = []
+    for entries in buckets.values():
+        spec = spec_from_config(entries[0][2].agent.network)
+        hps = [
+            {m.name: dict(mc.hp) for m, mc in zip(methods, point.methods, strict=True)}
+            for _, _, point, methods in entries
+        ]
+        for mg in group_method_lists([e[3] for e in entries], hps, spec):
+            # The group's config: its first point with the union of the method lists.
+            configs: dict[Any, MethodConfig] = {}
+            for i in mg.members:
+                for m, mc in zip(entries[i][3], entries[i][2].methods, strict=True):
+                    configs.setdefault(m.key, dataclasses.replace(mc, hp={}))
+            first = entries[mg.members[0]][2]
+            group_cfg = dataclasses.replace(
+                first, methods=tuple(configs[m.key] for m in mg.methods)
+            )
+            members, member_hps = [], []
+            for i, method_hp in zip(mg.members, mg.member_hps, strict=True):
+                setting, values, point, _ = entries[i]
+                agent = agent_hp(point)
+                for s in range(cfg.run.num_seeds):
+                    members.append(Member(len(members), setting, cfg.run.seed + s, values))
+                    member_hps.append({"agent": agent, "methods": method_hp})
+            hp = jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *member_hps)
+            groups.append(CompileGroup(len(groups), group_cfg, mg.methods, members, hp))
+    return groups
