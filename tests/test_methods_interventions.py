@@ -412,6 +412,94 @@ def test_opt_reset_restarts_adam_but_keeps_the_learning_rate():
     chex.assert_trees_all_equal(new.opt_state[1].inner_state, fresh[1].inner_state)
 
 
+def _anchored_learner():
+    """A LayerNorm network trained 3 steps by Adam wrapped in S&P, NaP, TRAC and weight
+    clipping (every wrapper whose state holds anchors), as ``compose.wrap_optimizer`` does."""
+    names = ("shrink_perturb", "nap", "trac", "weight_clipping")
+    ms = [make_method(n) for n in names]
+    hps = {m.name: hp_of(m) for m in ms}
+    hps["shrink_perturb"] = hp_of(ms[0], shrink=0.99, perturb=0.01)
+    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu", norm="layernorm")
+    _, ctx = build(spec, (6,))
+    t = compose.wrap_optimizer(tx(), ms, hps)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (16, 6))
+    params = ctx.init(jax.random.PRNGKey(0))
+
+    def loss(p):
+        out = ctx.apply(p, obs)
+        return jnp.mean(out.policy**2) + jnp.mean((out.value - 1.0) ** 2)
+
+    @jax.jit
+    def step(learner, k):
+        upd, opt = t.update(jax.grad(loss)(learner.params), learner.opt_state, learner.params,
+                            key=k)
+        return learner._replace(params=optax.apply_updates(learner.params, upd), opt_state=opt)
+
+    learner = LearnerState(params, t.init(params), params, {})
+    for i in range(3):
+        learner = step(learner, jax.random.PRNGKey(10 + i))
+    return learner, step, ctx, obs
+
+
+def _unwrap(opt_state):
+    """``{state type name: state}`` of the nested wrappers, outermost first, then Adam."""
+    out = {}
+    s = opt_state
+    while hasattr(s, "inner"):
+        out[type(s).__name__] = s
+        s = s.inner
+    out["inject"] = s[1]
+    out["adam"] = s[1].inner_state[0]
+    return out
+
+
+def _anchors(opt_state):
+    st = _unwrap(opt_state)
+    t = st["TracState"]
+    return {
+        "sp": st["ShrinkPerturbState"].init_params, "nap": st["NaPState"].target_norms,
+        "trac": (t.theta_ref, t.s, t.sigma, t.variance, t.count),
+        "clip": st["WeightClipState"].bounds,
+    }
+
+
+def test_optimizer_resets_keep_the_wrappers_anchors():
+    learner, step, ctx, obs = _anchored_learner()
+    before = jax.tree.map(np.asarray, _anchors(learner.opt_state))
+    adam = _unwrap(learner.opt_state)["adam"]
+    assert int(adam.count) == 3
+    assert np.asarray(adam.mu["params"]["actor"]["layer_0"]["kernel"]).any()
+    assert float(_unwrap(learner.opt_state)["TracState"].s.sum()) != 0.0  # the tuners moved
+
+    # opt_reset: Adam restarts (moments and count), every anchor is kept bit for bit.
+    m = make_method("opt_reset")
+    new = jax.jit(lambda s: m.intervention.apply(s, obs, None, {}, events(), ctx))(learner)
+    chex.assert_trees_all_equal_structs(new.opt_state, learner.opt_state)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new.opt_state, learner.opt_state)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, _anchors(new.opt_state)), before)
+    fresh_adam = tx().init(learner.params)[1].inner_state[0]
+    chex.assert_trees_all_equal(_unwrap(new.opt_state)["adam"], fresh_adam)
+    lr = _unwrap(new.opt_state)["inject"].hyperparams["learning_rate"]
+    assert float(lr) == pytest.approx(1e-3)
+    # ... so training goes on: NaP still projects to the initial norms, not to 0.
+    after = step(new, jax.random.PRNGKey(20))
+    k0 = learner.init_params["params"]["critic"]["layer_1"]["kernel"]
+    k1 = after.params["params"]["critic"]["layer_1"]["kernel"]
+    np.testing.assert_allclose(jnp.linalg.norm(k1), jnp.linalg.norm(k0), rtol=1e-5)
+
+    # Moment zeroing (layer_reset, ReDo, CBP): only the touched moments, anchors kept, and
+    # per-kernel summaries (NaP's norms) keep their shapes.
+    reset = make_method("layer_reset", {"layers": ["critic/layer_1"], "reset_opt_state": True})
+    new = jax.jit(lambda s: reset.intervention.apply(s, obs, jax.random.PRNGKey(3), {}, events(),
+                                                  ctx))(learner)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new.opt_state, learner.opt_state)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, _anchors(new.opt_state)), before)
+    mu, mu_old = _unwrap(new.opt_state)["adam"].mu, adam.mu
+    assert not np.asarray(mu["params"]["critic"]["layer_1"]["kernel"]).any()
+    chex.assert_trees_all_equal(mu["params"]["actor"], mu_old["params"]["actor"])
+    assert int(_unwrap(new.opt_state)["adam"].count) == 3
+
+
 # ----------------------------------------------------------------------------- HL-Gauss
 
 

@@ -14,7 +14,8 @@ feature on its middle axis.
 
 Optimizer state: ``map_param_like`` finds the subtrees of an optax state shaped like the
 parameters (Adam's ``mu`` and ``nu``, momentum traces) and rewrites them; counters and
-injected hyperparameters are left alone.
+injected hyperparameters are left alone, and so are the fields that a wrapper's
+``NamedTuple`` state declares in ``persist_fields`` (anchors: θ₀, initial norms, bounds).
 """
 
 from __future__ import annotations
@@ -144,25 +145,73 @@ def recycle_units(
     return p, touched
 
 
-def map_param_like(opt_state: Any, params: Params, fn: Callable[[Params], Params]) -> Any:
-    """Applies ``fn`` to every subtree of ``opt_state`` structured like ``params``."""
+def _is_state_tuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def persist_fields(x: Any) -> tuple[str, ...]:
+    """The fields an optimizer-state reset must keep, for a wrapper's ``NamedTuple`` state.
+
+    A wrapper declares them as a class attribute, ``persist_fields = ("init_params",)``
+    (``methods.base``): anchors such as θ₀, initial norms or clipping bounds, which are not
+    statistics and whose initial value is not zero. Anything else has none.
+    """
+    if _is_state_tuple(x):
+        return tuple(getattr(type(x), "persist_fields", ()))
+    return ()
+
+
+def _walk_state(
+    opt_state: Any, params: Params, on_stats: Callable[[Params], Params],
+    on_tuple: Callable[[Any, dict[str, Any], list[str]], dict[str, Any]] | None = None,
+) -> Any:
+    """Rewrites every parameter-shaped subtree of ``opt_state`` with ``on_stats``, except
+    under ``persist_fields``. ``on_tuple(old, new_fields, stats) -> new_fields`` may further
+    edit each state ``NamedTuple``; ``stats`` names its rewritten parameter-shaped fields
+    (``reset_opt_state`` zeroes the ``count`` of tuples that have some)."""
     treedef = jax.tree.structure(params)
 
     def is_param_like(x: Any) -> bool:
         return jax.tree.structure(x) == treedef
 
-    return jax.tree.map(
-        lambda x: fn(x) if is_param_like(x) else x, opt_state, is_leaf=is_param_like
-    )
+    def visit(x: Any) -> Any:
+        if is_param_like(x):
+            return on_stats(x)
+        if not _is_state_tuple(x):
+            return x
+        keep = persist_fields(x)
+        fields = {k: v if k in keep else walk(v) for k, v in zip(x._fields, x, strict=True)}
+        if on_tuple is not None:
+            stats = [k for k, v in zip(x._fields, x, strict=True)
+                     if k not in keep and is_param_like(v)]
+            fields = on_tuple(x, fields, stats)
+        return type(x)(**fields)
+
+    def walk(tree: Any) -> Any:
+        return jax.tree.map(visit, tree, is_leaf=lambda y: is_param_like(y) or _is_state_tuple(y))
+
+    return walk(opt_state)
+
+
+def map_param_like(opt_state: Any, params: Params, fn: Callable[[Params], Params]) -> Any:
+    """Applies ``fn`` to every subtree of ``opt_state`` structured like ``params``, except
+    those under a state's ``persist_fields``."""
+    return _walk_state(opt_state, params, fn)
 
 
 def zero_moments(opt_state: Any, params: Params, touched: Params) -> Any:
-    """Zeroes the optimizer statistics (Adam's ``mu``/``nu``, ...) where ``touched``."""
-    return map_param_like(
-        opt_state,
-        params,
-        lambda s: jax.tree.map(lambda x, m: jnp.where(m, jnp.zeros_like(x), x), s, touched),
-    )
+    """Zeroes the optimizer statistics (Adam's ``mu``/``nu``, ...) where ``touched``.
+
+    Only parameter-shaped statistics whose leaves have the parameters' shapes are edited;
+    ``persist_fields`` (anchors) and per-leaf summaries (one norm per kernel) are kept.
+    """
+
+    def zero(x: Array, m: Array) -> Array:
+        if jnp.shape(x) != jnp.shape(m):
+            return x
+        return jnp.where(m, jnp.zeros_like(x), x)
+
+    return map_param_like(opt_state, params, lambda s: jax.tree.map(zero, s, touched))
 
 
 def reset_opt_state(opt_state: Any, params: Params, reset_count: bool = True) -> Any:
@@ -171,28 +220,17 @@ def reset_opt_state(opt_state: Any, params: Params, reset_count: bool = True) ->
     Every parameter-shaped statistic is zeroed; with ``reset_count``, the ``count`` field of
     every state tuple that holds such statistics (Adam's bias-correction step) is zeroed
     too. Other fields (injected hyperparameters, schedule counters) are kept, so a swept
-    learning rate survives the reset.
+    learning rate survives the reset, and so are the fields a wrapper's state lists in
+    ``persist_fields`` (S&P's θ₀, NaP's initial norms, weight clipping's bounds, TRAC's
+    reference point): a tuple whose only parameter-shaped fields persist keeps its ``count``.
     """
-    treedef = jax.tree.structure(params)
 
-    def is_param_like(x: Any) -> bool:
-        return jax.tree.structure(x) == treedef
+    def count(x: Any, fields: dict[str, Any], stats: list[str]) -> dict[str, Any]:
+        if reset_count and stats and "count" in fields and "count" not in persist_fields(x):
+            fields["count"] = jnp.zeros_like(x.count)
+        return fields
 
-    def walk(x: Any) -> Any:
-        if is_param_like(x):
-            return jax.tree.map(jnp.zeros_like, x)
-        if isinstance(x, tuple) and hasattr(x, "_fields"):
-            fields = {k: walk(v) for k, v in zip(x._fields, x, strict=True)}
-            if reset_count and "count" in fields and any(is_param_like(v) for v in x):
-                fields["count"] = jnp.zeros_like(x.count)
-            return type(x)(**fields)
-        if isinstance(x, (list, tuple)):
-            return type(x)(walk(v) for v in x)
-        if isinstance(x, dict):
-            return {k: walk(v) for k, v in x.items()}
-        return x
-
-    return walk(opt_state)
+    return _walk_state(opt_state, params, lambda s: jax.tree.map(jnp.zeros_like, s), count)
 
 
 def select_subtrees(tree: dict, paths: tuple[str, ...]) -> dict:

@@ -61,6 +61,11 @@ class KronState(NamedTuple):
     mu: Any
     qs: Any  # per leaf: a tuple of factors (matrices or vectors)
 
+    # An optimizer-state reset zeroes the momentum and restarts the update-probability
+    # schedule (``count``), so the preconditioner re-adapts at full rate, but keeps the
+    # factors: they start at I, not 0, and zeroed factors would stop Kron for good.
+    persist_fields = ("qs",)
+
 
 def _as_matrix(x: jax.Array) -> jax.Array:
     if x.ndim <= 2:

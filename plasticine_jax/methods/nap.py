@@ -34,6 +34,7 @@ class NaPState(NamedTuple):
     inner: optax.OptState
     target_norms: Any  # per leaf: its group's initial norm (0 where the leaf is not projected)
 
+    # Anchors, kept by optimizer-state resets: zeroed norms would project every weight to 0.
     persist_fields = ("target_norms",)
 
 

@@ -42,7 +42,8 @@ class ShrinkPerturbState(NamedTuple):
     inner: optax.OptState
     init_params: Any  # θ₀: the "init" target, and the gains / constants for "fresh" draws
 
-    # Kept when the optimizer state is reset at a task switch (compose.reset_optimizer_state).
+    # An anchor, not a statistic: optimizer-state resets and moment zeroing keep it
+    # (``_surgery.reset_opt_state`` / ``zero_moments``); zeroing it would shrink towards 0.
     persist_fields = ("init_params",)
 
 

@@ -72,9 +72,10 @@ class TracState(NamedTuple):
     variance: jax.Array  # [num_betas]
     count: jax.Array
 
-    # An optimizer-state reset restarts the base optimizer and the tuners but keeps the
-    # reference point (zeroing it would pull the weights to 0).
-    persist_fields = ("theta_ref",)
+    # An optimizer-state reset restarts the base optimizer only. TRAC's own state is kept:
+    # zeroing θ_ref would pull the weights to 0, and restarting the tuners alone would break
+    # x_t = θ_ref + S_{t-1}·Δ_{t-1} (with S = 0, Δ = (x − θ_ref)/ε and the weights jump).
+    persist_fields = ("theta_ref", "s", "sigma", "variance", "count")
 
 
 def trac_tx(

@@ -33,6 +33,7 @@ class WeightClipState(NamedTuple):
     inner: optax.OptState
     bounds: Any  # per leaf: b_l (inf where unclipped)
 
+    # Anchors, kept by optimizer-state resets: zeroed bounds would clip every weight to 0.
     persist_fields = ("bounds",)
 
 
