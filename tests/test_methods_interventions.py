@@ -253,6 +253,35 @@ def test_redo_can_zero_the_moments_of_recycled_weights():
     assert np.asarray(mu_old["params"]["actor"]["layer_0"]["kernel"][:, 3]).any()
 
 
+@pytest.mark.parametrize("name", ["redo", "neuroplastic_expansion"])
+def test_dormancy_methods_refuse_non_relu_activations_naming_the_setter(name):
+    from plasticine_jax.methods.validate import MethodConflictError, check_methods
+    from plasticine_jax.networks.activations import ACTIVATIONS
+
+    m = make_method(name)
+    allowed = m.requires["activation"]
+    assert set(allowed) == {"relu", "leaky_relu", "gelu", "silu", "crelu"}
+    assert set(allowed) <= set(ACTIVATIONS)
+    for act in ("tanh", "sigmoid", "identity"):
+        with pytest.raises(MethodConflictError,
+                           match=f"method '{name}' needs the network's activation .* but the "
+                                 f"network config makes it '{act}'"):
+            check_methods([m], NetworkSpec(activation=act))
+    with pytest.raises(MethodConflictError, match=f"'{name}'.*method 'fourier' makes it 'fourier'"):
+        check_methods([make_method("fourier"), m], NetworkSpec(activation="relu"))
+    # A method that sets a ReLU-family activation satisfies it on a tanh network.
+    assert check_methods([make_method("crelu"), m], NetworkSpec()).activation == "crelu"
+    assert check_methods([m], NetworkSpec(activation="gelu")).activation == "gelu"
+
+
+def test_continual_backprop_accepts_any_activation():
+    from plasticine_jax.methods.validate import check_methods
+
+    m = make_method("continual_backprop")
+    assert not m.requires
+    assert check_methods([m], NetworkSpec(activation="tanh")).activation == "tanh"
+
+
 # ----------------------------------------------------------------------------- layer reset
 
 

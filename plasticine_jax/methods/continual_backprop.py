@@ -18,6 +18,13 @@ gains ``sum_i w_ik * f_i / (1 - eta^age_i)`` (the unit's mean contribution, so t
 barely moves; exact for dense readers, positions summed for conv readers); its age,
 utility and mean return to zero.
 
+Activations: any. Unlike ReDo's dormancy score, the contribution utility does not read a
+small ``|h|`` as "dead": it measures how much the unit adds to the next layer, ``|h|·Σ|w|``,
+which is what removing it costs under any activation (and the bias correction absorbs the
+mean ``f_i`` the unit leaves behind, whatever its sign). The authors' generate-and-test code
+(``lop/algos/gnt.py``) applies the same utility whatever the hidden activation; only the
+initialisation bound depends on it. So no ``requires`` here.
+
 Defaults (Dohare et al. 2024, RL experiments): ``replacement_rate = 1e-4``,
 ``maturity = 1e4``, ``decay = 0.99``. Their counts are in SGD steps; ours are in firings
 (one per PPO update by default, i.e. ``epochs * minibatches`` SGD steps): scale

@@ -26,6 +26,10 @@ the potential gradient is that of the loss-agnostic sensitivity
 ``0.5 * mean_x (||policy(x)||^2 + value(x)^2)`` on the probe batch (as in connection-sensitivity
 pruning), which ranks connections by how strongly they would move the outputs.
 
+Activations: dormant pruning uses ReDo's score, so the method requires a ReLU-family
+activation like ReDo (``redo.RELU_FAMILY``; see ``methods/redo.py`` for why a near-zero
+output does not mark a stuck unit under tanh, sigmoid, identity or Fourier features).
+
 The paper's third component, experience review (a consolidation phase replaying early
 data), needs the agent's buffer and is not part of this intervention.
 
@@ -58,6 +62,7 @@ import jax.numpy as jnp
 
 from plasticine_jax.methods import _surgery
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
+from plasticine_jax.methods.redo import RELU_FAMILY
 from plasticine_jax.methods.schedules import every_update, make_schedule
 from plasticine_jax.metrics.dormant import dormant_mask
 
@@ -235,6 +240,7 @@ def neuroplastic_expansion(
             **sched_hp,
         },
         intervention=Intervention(schedule=every_update(), apply=apply, init_state=init_state),
+        requires={"activation": RELU_FAMILY},
     )
 
 

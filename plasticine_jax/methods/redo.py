@@ -15,6 +15,17 @@ a widening activation (CReLU, Fourier) a unit is recycled iff all its features a
 Defaults (Plasticine, ``ppo_procgen_redo.py``): ``tau = 0.025``, every 10 updates. Plasticine
 re-initialises with PyTorch's Kaiming-uniform default; we use the network's own initialiser.
 
+Activations: ReDo requires a ReLU-family activation (``RELU_FAMILY``: relu, leaky_relu, gelu,
+silu, crelu; refused at config time otherwise). The score is computable for any activation,
+but it only finds *dead* units where a near-zero output means the unit sits in the flat part
+of its nonlinearity, so it gets (almost) no gradient and cannot recover alone. That holds for
+ReLU and its smooth or leaky variants (output and slope both vanish for z << 0) and for CReLU
+(each half is a ReLU; a unit is recycled only when both halves are dormant). It fails for
+``tanh`` and ``identity``: a near-zero output is their linear regime, where the slope is
+largest, so ReDo would recycle the units most able to learn while the stuck ones (tanh
+saturated at ±1) score as the most active. ``sigmoid`` is stuck at 0 *and* at 1, and the
+score sees only the first; ``fourier`` units are never silent (sin² + cos² = 1).
+
 Options:
   schedule: a ``methods.schedules`` name or list (default ``every_k_updates``).
   zero_moments: also zero the optimizer statistics of every rewritten weight (Dopamine does;
@@ -43,6 +54,9 @@ from plasticine_jax.methods.schedules import make_schedule
 from plasticine_jax.metrics.dormant import dormant_mask
 
 Array = jax.Array
+
+# Activations whose near-zero outputs mark units that cannot recover (see the docstring).
+RELU_FAMILY = ("relu", "leaky_relu", "gelu", "silu", "crelu")
 
 
 def redo_params(
@@ -103,4 +117,5 @@ def redo(
         name="redo",
         hp={"tau": 0.025, **sched_hp},
         intervention=Intervention(schedule=sched, apply=apply),
+        requires={"activation": RELU_FAMILY},
     )
