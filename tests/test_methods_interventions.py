@@ -171,11 +171,16 @@ def test_make_schedule_refuses_unknown_names():
 
 
 def _kill(params, torso, i, units):
-    """Makes units of layer i exactly silent under ReLU (zero incoming weights, bias -1)."""
+    """Makes units of layer i exactly silent under ReLU (zero incoming weights, bias -1; with
+    LayerNorm, scale 0 and offset -1)."""
     p = jax.tree.map(lambda x: x, params)
     layer = p["params"][torso][f"layer_{i}"]
     layer["kernel"] = layer["kernel"].at[..., units].set(0.0)
     layer["bias"] = layer["bias"].at[np.asarray(units)].set(-1.0)
+    norm = p["params"][torso].get(f"norm_{i}")
+    if norm is not None:
+        norm["scale"] = norm["scale"].at[np.asarray(units)].set(0.0)
+        norm["bias"] = norm["bias"].at[np.asarray(units)].set(-1.0)
     return p
 
 
@@ -190,6 +195,9 @@ def _expected_redo(params, fresh, recycled, conv_hw):
         p, fp = out["params"], f["params"]
         p[torso][layer]["kernel"][..., units] = fp[torso][layer]["kernel"][..., units]
         p[torso][layer]["bias"][units] = fp[torso][layer]["bias"][units]
+        if f"norm_{i}" in p[torso]:
+            for leaf in ("scale", "bias"):
+                p[torso][f"norm_{i}"][leaf][units] = fp[torso][f"norm_{i}"][leaf][units]
         nxt = f"layer_{i + 1}"
         if nxt in p[torso]:
             k = p[torso][nxt]["kernel"]
@@ -208,10 +216,12 @@ def _expected_redo(params, fresh, recycled, conv_hw):
     return out
 
 
-@pytest.mark.parametrize("torso, obs_shape", [("mlp", (6,)), ("minatar_cnn", (5, 5, 2))])
-def test_redo_touches_exactly_the_dormant_units(torso, obs_shape):
+@pytest.mark.parametrize("torso, obs_shape, norm", [("mlp", (6,), "none"),
+                                                   ("minatar_cnn", (5, 5, 2), "none"),
+                                                   ("mlp", (6,), "layernorm")])
+def test_redo_touches_exactly_the_dormant_units(torso, obs_shape, norm):
     spec = NetworkSpec(torso=torso, hidden_sizes=(8, 8) if torso == "mlp" else (8,),
-                       activation="relu")
+                       activation="relu", norm=norm)
     _, ctx = build(spec, obs_shape)
     params = ctx.init(jax.random.PRNGKey(0))
     params = _kill(params, "actor", 0, [1, 4])
@@ -229,9 +239,12 @@ def test_redo_touches_exactly_the_dormant_units(torso, obs_shape):
     conv_hw = (3, 3) if torso == "minatar_cnn" else None
     expected = _expected_redo(params, fresh, recycled, conv_hw)
     chex.assert_trees_all_equal(jax.tree.map(np.asarray, new), expected)
-    # The recycled units' outgoing weights make the output independent of them: with all
-    # recycled units zero, the output is unchanged only through unrecycled units.
-    assert bool(jax.tree.reduce(lambda a, b: a | b, jax.tree.map(jnp.any, touched)))
+    # ``touched`` (what moment zeroing edits) marks exactly those entries: run the same rule
+    # on ones with fresh twos; rewritten entries are 2 (incoming) or 0 (outgoing).
+    marks = _expected_redo(jax.tree.map(jnp.ones_like, params),
+                           jax.tree.map(lambda x: jnp.full_like(x, 2.0), fresh), recycled, conv_hw)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, touched),
+                                jax.tree.map(lambda x: x != 1.0, marks))
 
 
 def test_redo_can_zero_the_moments_of_recycled_weights():

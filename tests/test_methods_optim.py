@@ -130,6 +130,42 @@ def test_nap_returns_weights_to_initial_norm():
     assert jnp.linalg.norm(p["params"]["actor"]["layer_0"]["bias"]) > 0
 
 
+def test_nap_one_step_equals_hand_projection():
+    """Conv and dense kernels each go back to their initial norm; each LayerNorm's (scale,
+    offset) pair goes back *jointly* to its initial norm; biases are free."""
+    net = ActorCritic(
+        NetworkSpec(torso="minatar_cnn", hidden_sizes=(8,), norm="layernorm", activation="relu"),
+        DiscreteActions(3),
+    )
+    params = jax.tree.map(np.asarray, net.init(KEY, jnp.zeros((1, 5, 5, 2))))
+    grads = jax.tree.map(np.asarray, random_like(params, jax.random.PRNGKey(4), scale=1.0))
+    tx = nap_tx(optax.sgd(0.5), {})
+    u, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, u)
+    stepped = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
+    want = jax.tree.map(np.copy, stepped)
+    p0, p1, w = params["params"], stepped["params"], want["params"]
+    for mod in ("actor/layer_0", "actor/layer_1", "critic/layer_0", "critic/layer_1",
+                "actor_head", "critic_head"):
+        get = lambda t, m=mod: functools.reduce(lambda d, k: d[k], m.split("/"), t)  # noqa: E731
+        get(w)["kernel"] = get(p1)["kernel"] * (
+            np.linalg.norm(get(p0)["kernel"]) / np.linalg.norm(get(p1)["kernel"])
+        )
+    for torso in ("actor", "critic"):
+        for norm in ("norm_0", "norm_1"):
+            n0 = np.sqrt(sum(np.sum(x**2) for x in p0[torso][norm].values()))
+            n1 = np.sqrt(sum(np.sum(x**2) for x in p1[torso][norm].values()))
+            for leaf in ("scale", "bias"):
+                w[torso][norm][leaf] = p1[torso][norm][leaf] * (n0 / n1)
+            # Jointly, not one by one: the offset (0 at init) moved, so the scale's own norm
+            # is below its initial norm.
+            assert np.abs(new["params"][torso][norm]["bias"]).max() > 0.1
+            assert np.linalg.norm(new["params"][torso][norm]["scale"]) < 0.99 * np.linalg.norm(
+                p0[torso][norm]["scale"]
+            )
+    chex.assert_trees_all_close(new, want, rtol=1e-5, atol=1e-6)
+
+
 def test_nap_edits_network_to_layernorm():
     spec = compose.edit_network(NetworkSpec(), [make_method("nap")])
     assert spec.norm == "layernorm"
@@ -265,6 +301,26 @@ def test_kron_reads_base_learning_rate_and_uses_key():
     q2 = s2.kron.qs["layer"]["kernel"][0]
     assert not np.allclose(q1, q2)
     np.testing.assert_allclose(q1, jnp.triu(q1))
+
+
+def test_kron_randomness_differs_between_vmapped_seeds():
+    hp = hp_of("kron")
+    params = {"layer": {"kernel": jnp.ones((6, 4)), "bias": jnp.ones((4,))}}
+    grads = random_like(params, jax.random.PRNGKey(1))
+    tx = kron_tx(optax.inject_hyperparams(optax.adam)(learning_rate=1.0), hp)
+    step = lambda k: tx.update(grads, tx.init(params), params, key=k)  # noqa: E731
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    u, s = jax.jit(jax.vmap(step))(keys)
+    q = s.kron.qs["layer"]["kernel"][0]
+    chex.assert_shape(q, (2, 6, 6))
+    assert not np.allclose(q[0], q[1])
+    assert not np.allclose(u["layer"]["kernel"][0], u["layer"]["kernel"][1])
+    # each vmapped seed is that seed's own run; equal keys give equal draws
+    alone = jax.jit(step)(keys[1])
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], (u, s)), alone, rtol=1e-5,
+                                atol=1e-7)
+    u_same, _ = jax.jit(jax.vmap(step))(jnp.stack([keys[0], keys[0]]))
+    np.testing.assert_array_equal(u_same["layer"]["kernel"][0], u_same["layer"]["kernel"][1])
 
 
 # --------------------------------------------------------------------- SAM
