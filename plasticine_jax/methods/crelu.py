@@ -4,6 +4,8 @@ Every hidden nonlinearity becomes ``crelu(z) = [relu(z), relu(−z)]``, doubling
 each hidden layer's output (the next layer's fan-in doubles; the number of units per
 ``Dense`` stays ``hidden_sizes``), as in Plasticine's ``ca`` scripts. No hyperparameters.
 
+Registry name: ``crelu``.
+
 References:
   Abbas et al., "Loss of plasticity in continual deep reinforcement learning", CoLLAs 2023.
   https://arxiv.org/abs/2303.07507

@@ -3,6 +3,8 @@
 Every hidden nonlinearity becomes ``[sin(z), cos(z)]``, doubling each hidden layer's output
 width, as in Plasticine's ``dff`` scripts. No hyperparameters.
 
+Registry name: ``fourier``.
+
 References:
   Lewandowski et al., "Plastic learning with deep Fourier features", ICLR 2025.
   https://arxiv.org/abs/2410.20634

@@ -28,6 +28,12 @@ If the base has no injected learning rate, the ``lr`` hyperparameter is used. ``
 Defaults (psgd_jax): b1 = 0.9, precond_lr = 0.1, Q₀ = I, max_size_triangular = 8192,
 min_ndim_triangular = 2, flat_start = 200, decay = 0.001, min_prob = 0.03.
 
+Hyperparameters: ``enabled``, ``lr``, ``b1``, ``precond_lr``, ``flat_start``, ``decay``,
+``min_prob`` (defaults above; ``lr`` = 2.5e-4 is used only without an injected rate).
+Options: ``max_size_triangular``, ``min_ndim_triangular``.
+
+Registry name: ``kron``.
+
 References:
   Li, "Preconditioner on matrix Lie group for SGD", ICLR 2019.
   https://arxiv.org/abs/1809.10232 ; https://github.com/lixilinx/psgd_torch ;

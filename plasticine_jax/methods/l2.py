@@ -12,6 +12,8 @@ Two named variants (option ``variant``):
 
 Default λ = 1e-3 (``coef``, Plasticine's ``weight_decay``); λ = 0 is the identity.
 
+Registry name: ``l2``.
+
 References:
   Krogh & Hertz, "A simple weight decay can improve generalization", NeurIPS 1991.
   Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019.

@@ -10,6 +10,8 @@ Option ``variant``:
 norm's gradient ``λ(θ − θ₀)/‖θ − θ₀‖`` is undefined at θ = θ₀; we take it as 0 there (a safe
 norm), so the first step from initialisation is finite. λ = 0 is the identity.
 
+Registry name: ``l2_init``.
+
 References:
   Kumar, Marklund & Van Roy, "Maintaining plasticity in continual learning via regenerative
   regularization", CoLLAs 2024. https://arxiv.org/abs/2308.11958

@@ -4,6 +4,8 @@ Each hidden pre-activation ``z`` becomes ``γ ⊙ (z − mean(z)) / sqrt(var(z) 
 ``nn.LayerNorm``, ε = 1e-6, γ = 1, β = 0 at init), as Plasticine's ``ln`` scripts do. The
 heads are not normalised. No hyperparameters.
 
+Registry name: ``layer_norm``.
+
 References:
   Lyle et al., "Disentangling the causes of plasticity loss in neural networks", 2024.
   https://arxiv.org/abs/2402.18762

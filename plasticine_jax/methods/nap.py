@@ -12,6 +12,10 @@ Optimizer wrapper: after each step, with θ' = θ + u the inner optimizer's resu
 The initial norms are stored in the wrapper's state (and survive an optimizer-state reset).
 Plasticine's ``nap`` scripts project after every optimizer step; so do we.
 
+No hyperparameters and no options.
+
+Registry name: ``nap``.
+
 References:
   Lyle et al., "Normalization and effective learning rates in reinforcement learning",
   NeurIPS 2024. https://arxiv.org/abs/2407.01800

@@ -11,6 +11,8 @@ Defaults: λ = 1e-3 (``coef``), s = 1 (``scale``), on each torso's last hidden l
 ``"actor/layer_0"``). The paper regularises every layer but the last; pass
 ``layers: [hidden]`` for that. λ = 0 is the identity.
 
+Registry name: ``parseval``.
+
 References:
   Chung et al., "Parseval regularization for continual reinforcement learning", NeurIPS
   2024. https://arxiv.org/abs/2412.07224

@@ -19,6 +19,10 @@ and real steps over *different* minibatches and halves the number of real update
 
 ρ = 0 is the identity: ε̂ = 0, so g_SAM = ∇L(θ) = g (it still costs the second gradient).
 
+Hyperparameters: ``rho`` (0.05). No options.
+
+Registry name: ``sam``.
+
 References:
   Foret et al., "Sharpness-aware minimization for efficiently improving generalization",
   ICLR 2021. https://arxiv.org/abs/2010.01412

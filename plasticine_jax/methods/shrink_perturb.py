@@ -19,6 +19,12 @@ is exactly the distribution of an orthogonal initialiser with θ₀'s gain.
 The step is written as ``u' = u + (λ − 1)(θ + u) + σ·θ_p`` so that λ = 1, σ = 0 returns the
 inner update ``u`` bit for bit (the method's identity).
 
+Hyperparameters: ``shrink`` (λ, default 0.999999) and ``perturb`` (σ, default 1e-6);
+λ = 1, σ = 0 is the identity. Option ``perturb``: ``"fresh"`` (default) or ``"init"`` (the
+option and the hyperparameter share a name: the option picks θ_p, the hyperparameter is σ).
+
+Registry name: ``shrink_perturb``.
+
 References:
   Ash & Adams, "On warm-starting neural network training", NeurIPS 2020.
   https://arxiv.org/abs/1910.08475

@@ -22,6 +22,10 @@ erfi has no JAX primitive: we sum its Taylor series for |x| ≤ 5 and use the as
 expansion e^{x²}/(x√π)·(1 + 1/(2x²) + 3/(4x⁴) + 15/(8x⁶) + 105/(16x⁸)) beyond; the argument
 is clipped to |x| ≤ 9 so the result stays finite in float32 (the reference overflows there).
 
+Hyperparameters: ``enabled`` (1.0), ``s_prev`` (1e-8), ``eps`` (1e-8). Option: ``betas``.
+
+Registry name: ``trac``.
+
 References:
   Muppidi, Zhang & Yang, "Fast TRAC: a parameter-free optimizer for lifelong reinforcement
   learning", NeurIPS 2024. https://arxiv.org/abs/2405.16642

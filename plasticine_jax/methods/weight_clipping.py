@@ -12,6 +12,8 @@ leaves whose module is all zero at init (e.g. ``log_std``) are not clipped.
 Default κ = 2 (``kappa``; the paper's default); κ = inf is the identity (written so the
 unclipped update passes through bit for bit).
 
+Registry name: ``weight_clipping``.
+
 References:
   Elsayed et al., "Weight clipping for deep continual and reinforcement learning", RLC 2024.
   https://arxiv.org/abs/2407.01704
