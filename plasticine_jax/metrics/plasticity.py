@@ -10,7 +10,11 @@ import jax.numpy as jnp
 
 from plasticine_jax.metrics.activity import active_fraction
 from plasticine_jax.metrics.dormant import dormant_ratio
-from plasticine_jax.metrics.rank import effective_rank, stable_rank
+from plasticine_jax.metrics.rank import (
+    effective_rank_of_spectrum,
+    singular_values,
+    stable_rank_of_spectrum,
+)
 from plasticine_jax.metrics.stats import (
     feature_norm,
     feature_variance,
@@ -61,8 +65,9 @@ def plasticity_metrics(
     out.update({f"dormant/{name}": value for name, value in per_layer.items()})
     for k, f in features.items():
         out[f"active_fraction/{k}"] = active_fraction(f, activation)
-        out[f"stable_rank/{k}"] = stable_rank(f, rank_threshold, squared=squared_rank)
-        out[f"effective_rank/{k}"] = effective_rank(f)
+        spectrum = singular_values(f)  # one SVD for both rank measures
+        out[f"stable_rank/{k}"] = stable_rank_of_spectrum(spectrum, rank_threshold, squared_rank)
+        out[f"effective_rank/{k}"] = effective_rank_of_spectrum(spectrum)
         out[f"feature_norm/{k}"] = feature_norm(f)
         out[f"feature_variance/{k}"] = feature_variance(f)
     out["weight_magnitude"] = weight_magnitude(params)

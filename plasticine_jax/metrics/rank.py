@@ -13,7 +13,8 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def _singular_values(features: Array) -> Array:
+def singular_values(features: Array) -> Array:
+    """``min(B, D)`` singular values of ``features [B, D]``, descending (float32)."""
     if features.ndim != 2:
         raise ValueError(f"features must be [B, D], got shape {features.shape}")
     return jnp.linalg.svd(features.astype(jnp.float32), compute_uv=False)
@@ -48,7 +49,12 @@ def stable_rank(features: Array, threshold: float = 0.99, squared: bool = False)
         Under-Parameterization Inhibits Data-Efficient Deep Reinforcement Learning."
         ICLR 2021, arXiv 2010.14498.
     """
-    s = _singular_values(features)
+    return stable_rank_of_spectrum(singular_values(features), threshold, squared)
+
+
+def stable_rank_of_spectrum(s: Array, threshold: float = 0.99, squared: bool = False) -> Array:
+    """``stable_rank`` from precomputed singular values ``s`` (descending), so that callers
+    computing several rank measures run one SVD."""
     if squared:
         s = s * s
     total = jnp.sum(s)
@@ -75,7 +81,11 @@ def effective_rank(features: Array) -> Array:
         Roy, Vetterli. "The effective rank: a measure of effective dimensionality." EUSIPCO
         2007. Plasticine, arXiv 2504.17490.
     """
-    s = _singular_values(features)
+    return effective_rank_of_spectrum(singular_values(features))
+
+
+def effective_rank_of_spectrum(s: Array) -> Array:
+    """``effective_rank`` from precomputed singular values ``s``."""
     total = jnp.sum(s)
     p = s / jnp.where(total > 0, total, 1.0)
     plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)

@@ -1,0 +1,93 @@
+"""Shared pieces of the benchmarks: the environment settings and an interleaved timer.
+
+Timing on a shared CPU drifts (other jobs come and go), so benchmarks that compare two
+programs build both, compile each with one chunk, then *alternate* timed chunks between
+them and compare median chunk times: a drift in machine load hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import jax
+
+from plasticine_jax.config import load_config
+from plasticine_jax.config.schema import MethodConfig
+from plasticine_jax.runner.plan import plan
+from plasticine_jax.runner.program import Program
+
+NUM_ENVS, NUM_STEPS = 8, 128
+ENVS = {
+    "cartpole": ["env.id=CartPole-v1"],
+    "breakout": [
+        "env.id=Breakout-MinAtar",
+        "agent.num_minibatches=4",
+        "agent.network.torso=minatar_cnn",
+        "agent.network.hidden_sizes=[128]",
+        "agent.network.activation=relu",
+        "agent.network.shared_torso=true",
+    ],
+}
+
+
+class Timed:
+    """One compiled program (one compile group) and its member states, timed chunk by chunk.
+
+    Args:
+      env: a key of ``ENVS``.
+      seeds: vmapped seeds.
+      updates: PPO updates per chunk.
+      metrics_every: ``metrics.every`` (0: plasticity metrics off).
+      methods: method names, at their defaults.
+      max_chunks: chunks the run is sized for (the program never runs past its budget).
+    """
+
+    def __init__(self, env: str, seeds: int, updates: int, metrics_every: int = 0,
+                 methods: Sequence[str] = (), max_chunks: int = 10**6):
+        cfg = load_config(
+            "configs/cartpole_ppo.yaml",
+            [
+                *ENVS[env],
+                f"env.num_envs={NUM_ENVS}",
+                f"agent.num_steps={NUM_STEPS}",
+                f"run.num_seeds={seeds}",
+                f"run.total_timesteps={updates * NUM_ENVS * NUM_STEPS * max_chunks}",
+                f"run.chunk_updates={updates}",
+                f"metrics.every={metrics_every}",
+                "metrics.probe_size=256",
+            ],
+        )
+        cfg = dataclasses.replace(cfg, methods=tuple(MethodConfig(name=m) for m in methods))
+        (group,) = plan(cfg)
+        self.program = Program(group)
+        self.states = self.program.init()
+        self.start = 0
+        self.steps_per_chunk = updates * self.program.steps_per_update * seeds
+        self.compile_s = self.chunk()  # first chunk: compile + run
+
+    def chunk(self) -> float:
+        """Runs one more chunk; returns its wall time in seconds."""
+        jax.block_until_ready(self.states)
+        t0 = time.perf_counter()
+        self.states, _ = self.program.run_chunk(self.states, self.start)
+        jax.block_until_ready(self.states)
+        self.start += self.program.chunk
+        return time.perf_counter() - t0
+
+
+def interleave(a: Timed, b: Timed, repeats: int) -> tuple[list[float], list[float]]:
+    """Alternates ``repeats`` timed chunks of ``a`` and ``b``; returns both lists of times."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(a.chunk())
+        tb.append(b.chunk())
+    return ta, tb
+
+
+def header() -> str:
+    import platform
+
+    dev = jax.devices()[0]
+    return f"# {platform.node()} · {dev.platform} {dev.device_kind} · jax {jax.__version__}"
