@@ -137,3 +137,19 @@ def test_impossible_method_mixes_are_refused_before_compiling(methods, message):
 
     with pytest.raises(ConfigError, match=message):
         plan(load_config(data={**tiny(), "methods": methods}))
+
+
+def test_readme_user_transform_sweep_is_one_program():
+    # The README's worked example: an optax transform by import path, its traced hp swept.
+    cfg = load_config(
+        ROOT / "configs" / "cartpole_ppo.yaml",
+        [
+            'methods=[{name: "tests.user_methods:scaled_sign", hp: {scale: 1.0e-3}, '
+            "options: {chain: after}}]",
+            "sweep.methods.0.hp.scale=[1.0e-4,1.0e-3]",
+        ],
+    )
+    (group,) = plan(cfg)
+    scale = np.asarray(group.hp["methods"]["tests.user_methods:scaled_sign"]["scale"])
+    np.testing.assert_allclose(sorted(set(scale.tolist())), [1e-4, 1e-3], rtol=1e-6)
+    assert len(group.members) == 2 * cfg.run.num_seeds
