@@ -64,6 +64,18 @@ def test_mass_change_changes_dynamics_and_brax_steps_under_jit_vmap():
     np.testing.assert_array_equal(shifted.info.extras["mass_scale"][0, :, 0], [1, 1, 1, 4, 4, 4])
 
 
+def test_dynamics_shift_forwards_the_episode_metric_hooks():
+    shift = make_env(
+        "brax", "inverted_pendulum", num_envs=2, scenario="dynamics_shift",
+        scenario_options={"mass": (1.0, 2.0), "steps_per_task": SPT},
+    )  # fmt: skip
+    assert shift.episode_metrics(None) == {} and shift.summarize_episode_metrics({}) == {}
+    shift.inner.episode_metrics = lambda info: {"ret": info}
+    shift.inner.summarize_episode_metrics = lambda means: {"ret_sum": sum(means.values())}
+    assert shift.episode_metrics(3.0) == {"ret": 3.0}
+    assert shift.summarize_episode_metrics({"a": 1.0, "b": 2.0}) == {"ret_sum": 3.0}
+
+
 @pytest.mark.slow
 def test_brax_time_limit_truncates():
     env = make_env("brax", "inverted_pendulum", num_envs=2, options={"episode_length": 2})

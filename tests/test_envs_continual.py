@@ -1,12 +1,21 @@
 """Continual scenarios over gymnax: permuted observations and the MinAtar game sequence."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plasticine_jax.envs.permuted import permutation_table
+from plasticine_jax.envs.continual import TaskSchedule
+from plasticine_jax.envs.core import DiscreteActions, Environment, EnvSpec, StepInfo, Wrapper
+from plasticine_jax.envs.dynamics_shift import DynamicsShift
+from plasticine_jax.envs.permuted import PermutedObs, permutation_table
 from plasticine_jax.envs.registry import make_env
-from plasticine_jax.envs.testing import check_protocol, jit_fast, rollout
+from plasticine_jax.envs.testing import (
+    assert_episode_metrics,
+    check_protocol,
+    jit_fast,
+    rollout,
+)
 
 SPT = 3  # steps per task
 EXPECTED_TASKS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])  # 3 tasks; the last runs on
@@ -71,6 +80,41 @@ def test_permuted_obs_jit_vmap_and_pixels():
     env = _permuted("pixels", "Breakout-MinAtar", patch_size=2)
     traj = check_protocol(env, num_seeds=2, num_steps=4)
     assert np.all(np.sort(traj.obs.reshape(-1)) >= 0)
+
+
+class _Counting(Environment):
+    """Obs = the step counter; every episode lasts 2 steps and earns 1 per step. Logs the
+    finished episode's return twice over, and sums the means in a summary."""
+
+    spec = EnvSpec("counting", 2, (3,), DiscreteActions(2))
+
+    def reset(self, key):
+        return jnp.zeros((2, 3)), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action):
+        t = state + 1
+        obs = jnp.full((2, 3), t, jnp.float32)
+        done = jnp.full(2, t % 2 == 0)
+        ret = jnp.where(done, 2.0, 0.0)
+        info = StepInfo(obs, jnp.zeros(2, jnp.int32), jnp.zeros(2, bool), ret,
+                        jnp.where(done, 2, 0), {"ret": ret})  # fmt: skip
+        return obs, t, jnp.ones(2), jnp.zeros(2, bool), done, info
+
+    def episode_metrics(self, info):
+        return {"double_return": 2 * info.extras["ret"]}
+
+    def summarize_episode_metrics(self, means):
+        return {"double_return_plus_one": means["double_return"] + 1}
+
+
+def test_wrappers_forward_the_episode_metric_hooks():
+    for cls in (PermutedObs, DynamicsShift):
+        assert issubclass(cls, Wrapper), f"{cls.__name__} must forward its inner env's hooks"
+    env = PermutedObs(_Counting(), TaskSchedule(2, 2))
+    assert env.inner.spec.name == "counting"
+    traj = check_protocol(env, num_seeds=2, num_steps=4)
+    means = assert_episode_metrics(env, traj)
+    assert means == {"double_return": 4.0, "double_return_plus_one": 5.0}
 
 
 def _sequence(channels="padded"):

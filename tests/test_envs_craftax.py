@@ -1,17 +1,25 @@
-"""Craftax adapter: optimistic resets, achievements, the Craftax score."""
+"""Craftax adapter: optimistic resets, achievements, the Craftax score and its metrics.
+
+The score and metric-hook tests need no Craftax; the rest are skipped without the extra
+(CI installs it; see README's test command).
+"""
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from plasticine_jax.envs.core import StepInfo
+from plasticine_jax.envs.craftax_env import CraftaxEnv
 from plasticine_jax.envs.craftax_score import achievement_success_rates, craftax_score
+from plasticine_jax.envs.registry import make_env
+from plasticine_jax.envs.testing import assert_episode_metrics, check_protocol_with_state
 
-# CI installs the craftax extra (see README's test command); elsewhere this is optional.
-pytest.importorskip("craftax")
-
-from plasticine_jax.envs.registry import make_env  # noqa: E402
-from plasticine_jax.envs.testing import check_protocol_with_state  # noqa: E402
+needs_craftax = pytest.mark.skipif(
+    importlib.util.find_spec("craftax") is None, reason="the craftax extra is not installed"
+)
 
 
 def test_craftax_score_matches_the_crafter_formula():
@@ -29,6 +37,58 @@ def test_success_rates_count_only_finished_episodes():
     assert np.isnan(achievement_success_rates(ach, jnp.zeros(4, bool))).all()
 
 
+def _bare_craftax(names):
+    """The Craftax adapter's metric hooks without Craftax: only its achievement names."""
+    env = CraftaxEnv.__new__(CraftaxEnv)
+    env.achievement_names = names
+    return env
+
+
+def _info(achievements):
+    n = achievements.shape[0]
+    zeros = jnp.zeros(n)
+    return StepInfo(zeros, zeros, zeros, zeros, zeros, {"achievements": achievements})
+
+
+def test_metric_hooks_give_rates_and_score_by_hand():
+    env = _bare_craftax(("collect_wood", "place_table", "eat_cow"))
+    # Two steps of 3 envs; episodes end at (0, 0), (0, 2), (1, 1): three episodes, which
+    # unlocked {wood, table}, {wood}, {wood}. Rows where no episode ended are zero.
+    steps = [
+        jnp.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]], jnp.float32),
+        jnp.array([[0, 0, 0], [1, 0, 0], [0, 0, 0]], jnp.float32),
+    ]
+    per_step = [env.episode_metrics(_info(a)) for a in steps]
+    assert set(per_step[0]) == {
+        "achievement/collect_wood",
+        "achievement/place_table",
+        "achievement/eat_cow",
+    }
+    np.testing.assert_array_equal(per_step[0]["achievement/place_table"], [1, 0, 0])
+    np.testing.assert_array_equal(per_step[1]["achievement/collect_wood"], [0, 1, 0])
+    # As the agent reduces them: summed over the rollout, divided by the 3 episodes.
+    means = {k: sum(m[k].sum() for m in per_step) / 3 for k in per_step[0]}
+    np.testing.assert_allclose(means["achievement/collect_wood"], 1.0)
+    np.testing.assert_allclose(means["achievement/place_table"], 1 / 3, rtol=1e-6)
+    np.testing.assert_allclose(means["achievement/eat_cow"], 0.0)
+    ((name, score),) = env.summarize_episode_metrics(means).items()
+    # Rates in percent 100, 33.3, 0: exp((ln 101 + ln 34.3 + ln 1) / 3) - 1.
+    assert name == "craftax_score"
+    np.testing.assert_allclose(score, np.cbrt(101 * (1 + 100 / 3)) - 1, rtol=1e-5)
+    assert 14.0 < float(score) < 14.2
+
+
+def test_score_is_nan_without_episodes_and_needs_every_achievement():
+    env = _bare_craftax(("collect_wood", "place_table"))
+    nan = jnp.float32(jnp.nan)
+    means = {"achievement/collect_wood": nan, "achievement/place_table": nan}
+    assert np.isnan(env.summarize_episode_metrics(means)["craftax_score"])
+    with pytest.raises(KeyError, match="achievement/place_table"):
+        env.summarize_episode_metrics({"achievement/collect_wood": jnp.float32(0.5)})
+    with pytest.raises(ValueError, match="3 entries but 2 names"):
+        env.episode_metrics(_info(jnp.zeros((2, 3))))
+
+
 @pytest.fixture(scope="module")
 def classic_rollout():
     # max_timesteps=2: every episode times out at steps 1 and 3, so each env takes two
@@ -43,6 +103,7 @@ def classic_rollout():
     return env, jax.tree.map(np.asarray, state), traj
 
 
+@needs_craftax
 def test_time_limit_is_truncation_with_achievements_logged(classic_rollout):
     env, _, traj = classic_rollout
     assert env.spec.action_space.n == 17 and env.spec.obs_shape == (1345,)
@@ -52,8 +113,16 @@ def test_time_limit_is_truncation_with_achievements_logged(classic_rollout):
     ach = traj.info.extras["achievements"]
     assert ach.shape == (2, 4, 4, len(env.achievement_names)) == (2, 4, 4, 22)
     assert not ach[:, [0, 2]].any(), "achievements are reported only when an episode ends"
+    # The metric hooks: one rate per achievement, in extras order, and the score.
+    means = assert_episode_metrics(env, traj)
+    assert len(means) == 22 + 1 and "achievement/collect_wood" in means
+    assert env.achievement_names[0] == "collect_wood"
+    rates = np.stack([means[f"achievement/{n}"] for n in env.achievement_names])
+    np.testing.assert_allclose(rates, ach.sum(axis=(0, 1, 2)) / 16, rtol=1e-6)
+    np.testing.assert_allclose(means["craftax_score"], craftax_score(100 * rates), rtol=1e-6)
 
 
+@needs_craftax
 def test_optimistic_resets_hand_out_valid_fresh_worlds(classic_rollout):
     env, state, traj = classic_rollout
     world = state.env_state
@@ -74,6 +143,7 @@ def test_optimistic_resets_hand_out_valid_fresh_worlds(classic_rollout):
     assert not np.array_equal(world.map[0], world.map[1])
 
 
+@needs_craftax
 @pytest.mark.slow
 def test_full_craftax_symbolic_and_pixels_step():
     for pixels in (False, True):
@@ -85,3 +155,38 @@ def test_full_craftax_symbolic_and_pixels_step():
         )
         check_protocol_with_state(env, num_seeds=2, num_steps=2)
         assert env.spec.action_space.n == 43
+
+
+@needs_craftax
+def test_ppo_update_logs_achievements_and_the_craftax_score():
+    from plasticine_jax.agents.ppo import PPO
+    from plasticine_jax.config import load_config
+    from plasticine_jax.envs.testing import jit_fast
+    from plasticine_jax.runner.plan import traced_hp
+    from tests.conftest import tiny
+
+    # 2 envs x 8 steps, episodes of 4 steps: every env ends two episodes in the rollout.
+    env_cfg = {
+        "backend": "craftax",
+        "id": "Craftax-Classic-Symbolic-v1",
+        "num_envs": 2,
+        "options": {"max_timesteps": 4, "reset_ratio": 2, "pool_size": 2},
+    }
+    cfg = load_config(data=tiny(
+        env=env_cfg,
+        agent={"num_steps": 8, "num_minibatches": 1, "update_epochs": 1},
+        metrics={"every": 0},
+        run={"total_timesteps": 16, "num_seeds": 1, "chunk_updates": 1},
+    ))  # fmt: skip
+    env = make_env("craftax", env_cfg["id"], 2, env_cfg["options"])
+    agent = PPO(cfg, env)
+    state = agent.init(jax.random.PRNGKey(0), traced_hp(cfg, []))
+    _, out = jit_fast(agent.update, state, jnp.int32(0))
+    out = jax.tree.map(np.asarray, out)
+    assert out["episodes"] == 4
+    names = env.achievement_names
+    assert {f"env/achievement/{n}" for n in names} <= set(out)
+    assert "env/craftax_score" in out and "env/achievement/collect_wood" in out
+    rates = np.array([out[f"env/achievement/{n}"] for n in names])
+    assert np.all((rates >= 0) & (rates <= 1)), rates
+    np.testing.assert_allclose(out["env/craftax_score"], craftax_score(100 * rates), rtol=1e-5)

@@ -8,6 +8,7 @@ from plasticine_jax.envs.core import (
     EnvSpec,
     EpisodeStats,
     StepInfo,
+    Wrapper,
 )
 from plasticine_jax.envs.craftax_score import achievement_success_rates, craftax_score
 from plasticine_jax.envs.registry import (
@@ -30,6 +31,7 @@ __all__ = [
     "EpisodeStats",
     "MissingExtraError",
     "StepInfo",
+    "Wrapper",
     "achievement_success_rates",
     "craftax_score",
     "list_envs",

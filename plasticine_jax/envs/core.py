@@ -104,6 +104,29 @@ class Environment(abc.ABC):
         return {}
 
 
+class Wrapper(Environment):
+    """An ``Environment`` built on an inner one, ``self._env`` (a continual scenario).
+
+    Forwards the inner environment's episode-metric hooks, so a wrapped Craftax still logs
+    its achievements and score. A subclass that ends episodes its inner environment did not
+    end (e.g. ``DynamicsShift(reset_on_switch=True)``) counts those episodes with the zeros
+    the inner ``episode_metrics`` reports where no episode ended.
+    """
+
+    _env: Environment
+
+    @property
+    def inner(self) -> Environment:
+        """The wrapped environment."""
+        return self._env
+
+    def episode_metrics(self, info: StepInfo) -> dict[str, Array]:
+        return self._env.episode_metrics(info)
+
+    def summarize_episode_metrics(self, means: dict[str, Array]) -> dict[str, Array]:
+        return self._env.summarize_episode_metrics(means)
+
+
 class EpisodeStats(NamedTuple):
     """Running return/length per env, carried inside adapters' states."""
 

@@ -22,6 +22,11 @@ we recompute termination with the time limit removed, so a time-out is ``truncat
 
 ``info.extras["achievements"]`` is ``[N, A]``: the achievements of the episode that ended
 at this step (zero elsewhere); feed it to ``craftax_score.achievement_success_rates``.
+
+Logged metrics (the ``Environment`` episode-metric hooks): ``achievement/<name>`` per
+achievement, the fraction of the update's finished episodes that unlocked it, and
+``craftax_score``, the Craftax score of those rates in percent (Hafner 2021, Crafter, eq. 1,
+as reported by Matthews et al. 2024, Craftax; see ``craftax_score``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import jax.numpy as jnp
 
 from plasticine_jax.envs.continual import tree_where
 from plasticine_jax.envs.core import DiscreteActions, Environment, EnvSpec, EpisodeStats, StepInfo
+from plasticine_jax.envs.craftax_score import achievement_metrics, score_from_means
 
 CRAFTAX_IDS = {
     "Craftax-Symbolic-v1": "Craftax-Pixels-v1",
@@ -110,6 +116,17 @@ class CraftaxEnv(Environment):
             obs_shape=tuple(int(s) for s in obs_shape),
             action_space=DiscreteActions(int(self._env.num_actions)),
         )
+
+    def episode_metrics(self, info: StepInfo) -> dict[str, jax.Array]:
+        """``achievement/<name>``: 1.0 where the episode that ended here unlocked it."""
+        return achievement_metrics(self.achievement_names, info.extras["achievements"])
+
+    def summarize_episode_metrics(self, means: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """``craftax_score``: ``exp(mean_i ln(1 + s_i)) - 1`` over the success rates
+        ``s_i`` in percent (Hafner 2021, "Benchmarking the Spectrum of Agent Capabilities",
+        eq. 1; the score of Matthews et al. 2024, "Craftax: A Lightning-Fast Benchmark for
+        Open-Ended Reinforcement Learning"). NaN when no episode ended in the update."""
+        return score_from_means(self.achievement_names, means)
 
     def _generate(self, key: jax.Array, count: int):
         obs, state = jax.vmap(self._env.reset, in_axes=(0, None))(

@@ -20,7 +20,7 @@ import numpy as np
 
 from plasticine_jax.envs.brax_env import BraxEnv, BraxState
 from plasticine_jax.envs.continual import TaskSchedule, tree_where
-from plasticine_jax.envs.core import Environment
+from plasticine_jax.envs.core import Wrapper
 
 
 class DynamicsShiftState(NamedTuple):
@@ -28,7 +28,7 @@ class DynamicsShiftState(NamedTuple):
     step_count: jax.Array  # int32 scalar
 
 
-class DynamicsShift(Environment):
+class DynamicsShift(Wrapper):
     """A ``BraxEnv`` whose friction and mass are scaled per task.
 
     Args:

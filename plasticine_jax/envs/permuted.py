@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plasticine_jax.envs.continual import TaskSchedule
-from plasticine_jax.envs.core import Environment
+from plasticine_jax.envs.core import Environment, Wrapper
 
 MODES = ("features", "pixels")
 
@@ -60,7 +60,7 @@ def permutation_table(
     return table
 
 
-class PermutedObs(Environment):
+class PermutedObs(Wrapper):
     """Wraps any batched ``Environment``; permutes its observations per task.
 
     Episodes run on across a task switch (the MDP is unchanged); only the view changes.

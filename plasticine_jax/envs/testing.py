@@ -81,7 +81,30 @@ def assert_protocol(env: Environment, traj: Transition, num_seeds: int, num_step
     assert np.all((traj.info.task_id >= 0) & (traj.info.task_id < spec.num_tasks))
     for name, arr in traj.info.extras.items():
         assert arr.shape[:3] == lead, (name, arr.shape)
+    assert_episode_metrics(env, traj)
     return traj
+
+
+def assert_episode_metrics(env: Environment, traj: Transition) -> dict[str, np.ndarray]:
+    """Checks ``env``'s episode-metric hooks on a ``[S, T, N, ...]`` rollout: each metric is
+    ``[S, T, N]``, finite, zero where no episode ended; the summaries of the per-episode
+    means (as the agent computes them) are finite scalars when an episode ended. Returns
+    the means and summaries."""
+    lead = traj.reward.shape
+    done = np.asarray(traj.terminated | traj.truncated)
+    metrics = jax.vmap(jax.vmap(env.episode_metrics))(traj.info)
+    means = {}
+    for name, arr in metrics.items():
+        arr = np.asarray(arr)
+        assert arr.shape == lead, f"episode metric {name!r}: shape {arr.shape}, want {lead}"
+        assert np.all(np.isfinite(arr)), f"episode metric {name!r} is not finite"
+        assert not np.any(arr[~done]), f"episode metric {name!r} is nonzero where no episode ended"
+        means[name] = np.float32(arr.sum() / done.sum()) if done.any() else np.float32(np.nan)
+    summary = {k: np.asarray(v) for k, v in env.summarize_episode_metrics(means).items()}
+    for name, value in summary.items():
+        assert value.shape == (), f"summary metric {name!r}: shape {value.shape}, want ()"
+        assert not done.any() or np.isfinite(value), f"summary metric {name!r} is not finite"
+    return {**means, **summary}
 
 
 def check_protocol_with_state(
