@@ -4,11 +4,25 @@ from __future__ import annotations
 
 
 def _envs() -> list[str]:
-    from plasticine_jax.envs import registry
+    """One line per named environment (``configs/envs/*.yaml``): name, backend and id, the
+    continual scenario, and the optional extra it needs with whether it is installed."""
+    from plasticine_jax.envs.registry import list_envs
 
-    if hasattr(registry, "list_envs"):
-        return [str(e) for e in registry.list_envs()]
-    return [f"{b}" for b in registry.BACKENDS]
+    entries = list_envs()
+    width = max((len(e.name) for e in entries), default=0)
+    lines = []
+    for e in entries:
+        what = f"{e.backend} {e.env_id}"
+        if e.scenario != "none":
+            what += f" + {e.scenario}"
+        if not e.extra:
+            status = "core install"
+        elif e.installed:
+            status = f"extra [{e.extra}], installed"
+        else:
+            status = f"extra [{e.extra}], NOT installed: pip install 'plasticine-jax[{e.extra}]'"
+        lines.append(f"{e.name:<{width}}  {what}  ({status})")
+    return lines
 
 
 def listing() -> str:

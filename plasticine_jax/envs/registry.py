@@ -36,6 +36,12 @@ class MissingExtraError(ImportError):
     """An environment backend whose optional dependency is not installed."""
 
 
+def extra_of(backend: str) -> str:
+    """The optional extra ``backend`` needs (``pip install 'plasticine-jax[<extra>]'``), or
+    ``""`` for a backend that ships with the core install (gymnax)."""
+    return _EXTRAS[backend][0] if backend in _EXTRAS else ""
+
+
 def _extra_installed(backend: str) -> bool:
     if backend not in _EXTRAS:
         return True
@@ -182,6 +188,7 @@ class EnvEntry(NamedTuple):
     scenario: str
     installed: bool  # whether the backend's extra is importable here
     path: str
+    extra: str = ""  # the optional extra the backend needs; "" for the core install
 
 
 def list_envs(config_dir: str | Path | None = None) -> list[EnvEntry]:
@@ -209,6 +216,7 @@ def list_envs(config_dir: str | Path | None = None) -> list[EnvEntry]:
                 scenario=str(env.get("scenario", "none")),
                 installed=backend in BACKENDS and _extra_installed(backend),
                 path=str(path),
+                extra=extra_of(backend),
             )
         )
     return entries
