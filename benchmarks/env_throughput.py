@@ -1,8 +1,9 @@
 """Random-policy environment throughput per backend, compile time apart.
 
 Runs ``jit(vmap(rollout))`` (seeds x num_envs envs, ``lax.scan`` over steps) for each named
-environment and prints a markdown table of compile seconds and env steps per second (best
-of ``--repeats`` timed runs after one warm-up). Example:
+environment and prints a markdown table of compile seconds (lowering + XLA compile, default
+optimisation level), the best of ``--repeats`` timed runs after one warm-up run, and env
+steps per second of that run. Example:
 
     python benchmarks/env_throughput.py --envs cartpole minatar_breakout brax_ant \
         atari_pong craftax_classic_symbolic --num-envs 64 --seeds 2 --steps 256
@@ -61,6 +62,7 @@ def measure(name: str, num_envs: int, seeds: int, steps: int, repeats: int) -> d
         "name": name,
         "backend": entry.backend,
         "compile_s": compile_s,
+        "run_s": best,
         "steps_per_s": seeds * num_envs * steps / best,
     }
 
@@ -78,15 +80,15 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}; seeds={args.seeds}, "
         f"num_envs={args.num_envs}, steps={args.steps}; random policy\n"
     )
-    print("| env | backend | compile (s) | env steps/s |")
-    print("| --- | --- | ---: | ---: |")
+    print("| env | backend | compile (s) | run (s) | env steps/s |")
+    print("| --- | --- | ---: | ---: | ---: |")
     for name in args.envs:
         row = measure(name, args.num_envs, args.seeds, args.steps, args.repeats)
         if "skipped" in row:
-            print(f"| {name} | {row['backend']} | - | {row['skipped']} |")
+            print(f"| {name} | {row['backend']} | - | - | {row['skipped']} |")
         else:
             print(
-                f"| {name} | {row['backend']} | {row['compile_s']:.1f} | "
+                f"| {name} | {row['backend']} | {row['compile_s']:.1f} | {row['run_s']:.3f} | "
                 f"{row['steps_per_s']:,.0f} |",
                 flush=True,
             )
