@@ -84,6 +84,19 @@ def test_procgen_level_advances_every_task():
     assert (traj.truncated | traj.terminated)[:, [2, 5]].all()
 
 
+def test_procgen_without_qt_names_the_apt_packages(monkeypatch):
+    import envpool
+
+    from plasticine_jax.envs.registry import MissingExtraError
+
+    def no_qt(task_id, **kwargs):  # what envpool raises when libQt5Core.so.5 is missing
+        raise ImportError("EnvPool Procgen requires the system Qt 5 runtime on Linux.")
+
+    monkeypatch.setattr(envpool, "make_spec", no_qt)
+    with pytest.raises(MissingExtraError, match="apt-get install -y libqt5core5a libqt5gui5"):
+        make_env("envpool", "CoinrunEasy-v0", 2)
+
+
 @pytest.mark.slow
 def test_dmc_sequence_switches_task():
     env = make_env(

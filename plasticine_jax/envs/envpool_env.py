@@ -50,6 +50,7 @@ from plasticine_jax.envs.core import (
     EpisodeStats,
     StepInfo,
 )
+from plasticine_jax.envs.registry import MissingExtraError
 
 # Plasticine's continual DMC sequences (one full cycle each).
 DMC_SEQUENCES = {
@@ -128,6 +129,11 @@ class EnvpoolEnv(Environment):
                 raise ValueError(f"unknown envpool task {tid!r} (see envpool.list_all_envs())")
             try:
                 specs.append(envpool.make_spec(tid, **topts))
+            except ImportError as err:  # a native library missing, e.g. Procgen's Qt 5
+                raise MissingExtraError(
+                    f"envpool cannot load the native library of {tid!r}: {err}. Procgen "
+                    "needs Debian's Qt 5 runtime: `apt-get install -y libqt5core5a libqt5gui5`."
+                ) from err
             except Exception as err:  # envpool raises bare errors for bad options
                 raise ValueError(f"envpool rejected options {topts} for {tid!r}: {err}") from err
         obs_shapes = {_flat_size(s.observation_space) for s in specs}
