@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: setup quickstart test lint bench
+.PHONY: setup quickstart test test-all lint bench
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,11 @@ quickstart: setup
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=15
+
+# The same suite with every optional backend installed (craftax, brax, envpool): their
+# adapter tests run instead of skipping. Procgen also needs Qt 5 (see README).
+test-all:
+	$(MAKE) test EXTRAS=dev,all
 
 lint: setup
 	$(BIN)/ruff check .
