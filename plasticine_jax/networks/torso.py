@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from plasticine_jax.envs.core import ActionSpace, ContinuousActions
 from plasticine_jax.networks.activations import get_activation
+from plasticine_jax.networks.conv import PatchConv
 from plasticine_jax.networks.heads import critic_width, head_module
 from plasticine_jax.networks.init import orthogonal
 from plasticine_jax.networks.spec import CONV_LAYERS, NetworkSpec
@@ -39,13 +40,8 @@ class Torso(nn.Module):
         if not convs:
             x = x.reshape((x.shape[0], -1))
         for features, kernel, stride in convs:
-            x = nn.Conv(
-                features,
-                (kernel, kernel),
-                strides=(stride, stride),
-                padding="VALID",
-                kernel_init=orthogonal(gain),
-                name=f"layer_{i}",
+            x = PatchConv(
+                features, kernel, stride, kernel_init=orthogonal(gain), name=f"layer_{i}"
             )(x)
             x = self._norm_act(x, i, act_fn)
             activations[f"layer_{i}"] = x
