@@ -124,7 +124,11 @@ class PPO:
         opt_state = self.optimizer(hp).init(params)
         method_state = compose.init_method_states(self.methods, params, k_methods)
         obs, env_state = self.env.reset(k_env)
-        learner = LearnerState(params, opt_state, params, method_state)
+        last_grads = (
+            jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in self.methods)
+            else None
+        )  # fmt: skip
+        learner = LearnerState(params, opt_state, params, method_state, last_grads)
         return TrainState(learner, env_state, obs, k_run, hp)
 
     # ------------------------------------------------------------------ acting
@@ -247,7 +251,10 @@ class PPO:
             )  # fmt: skip
             params = optax.apply_updates(learner.params, updates)
             aux = {**aux, "grad_norm": optax.global_norm(grads)}
-            return (learner._replace(params=params, opt_state=opt_state), key), aux
+            learner = learner._replace(params=params, opt_state=opt_state)
+            if learner.last_grads is not None:
+                learner = learner._replace(last_grads=grads)
+            return (learner, key), aux
 
         def epoch(carry, _):
             learner, key = carry

@@ -57,12 +57,22 @@ class Events(NamedTuple):
 
 
 class LearnerState(NamedTuple):
-    """The part of the agent's state that interventions may rewrite."""
+    """The part of the agent's state that interventions may rewrite.
+
+    Attributes:
+      params / opt_state / init_params: the network, its optimizer state, its
+        initialisation (the anchor of L2-to-init, S&P, ...).
+      method_state: per method name, the intervention's own state.
+      last_grads: the loss gradient of the update's last minibatch (like ``params``), kept
+        only when a method sets ``needs_grads`` (neuroplastic expansion grows connections
+        by it); ``None`` otherwise, so other runs carry no extra copy of the parameters.
+    """
 
     params: Params
     opt_state: optax.OptState
     init_params: Params
     method_state: dict[str, Any]
+    last_grads: Params = None
 
 
 class ModelContext(NamedTuple):
@@ -110,6 +120,7 @@ class Method:
         config time (e.g. ReDo: ``{"activation": ("relu", ...)}``).
       options: the static options it was built with, as sorted ``(key, value)`` pairs; with
         ``name`` they identify the method's structure (set by ``make_method``).
+      needs_grads: the intervention reads ``learner.last_grads`` (the agent then keeps it).
     """
 
     name: str
@@ -124,6 +135,7 @@ class Method:
     identity_hp: Mapping[str, float] | None = None
     requires: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
     options: tuple[tuple[str, Any], ...] = ()
+    needs_grads: bool = False
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:

@@ -20,9 +20,11 @@ connection). The initial masks are drawn uniformly at density ``1 - s(1)`` at th
 firing (the method state cannot see ``hp`` at initialisation), so the very first update is
 dense.
 
-Gradients: the contract gives interventions no loss gradient yet. If ``LearnerState`` has a
-``last_grads`` field (the last minibatch's gradient, like ``params``) it is used; otherwise
-the potential gradient is that of the loss-agnostic sensitivity
+Gradients: the method sets ``needs_grads``, so the agent keeps the loss gradient of each
+update's last minibatch in ``learner.last_grads`` and growth ranks inactive connections by
+its magnitude, as the paper does (a masked weight is zero, but its gradient is not). Only
+when a caller provides no ``last_grads`` (e.g. a learner built by hand) does it fall back to
+the gradient of the loss-agnostic sensitivity
 ``0.5 * mean_x (||policy(x)||^2 + value(x)^2)`` on the probe batch (as in connection-sensitivity
 pruning), which ranks connections by how strongly they would move the outputs.
 
@@ -241,6 +243,7 @@ def neuroplastic_expansion(
         },
         intervention=Intervention(schedule=every_update(), apply=apply, init_state=init_state),
         requires={"activation": RELU_FAMILY},
+        needs_grads=True,
     )
 
 
