@@ -83,7 +83,8 @@ class PPO:
         self.continuous = isinstance(env.spec.action_space, ContinuousActions)
         self.network = ActorCritic(self.spec, env.spec.action_space)
         # A categorical critic (HL-Gauss): values from bin logits, cross-entropy value loss.
-        self.value_bins = critic_width(self.spec) if critic_width(self.spec) > 1 else 0
+        width = critic_width(self.spec)
+        self.value_bins = width if width > 1 else 0  # 0: a scalar critic
         if self.value_bins and not any(m.name == hlg.NAME for m in self.methods):
             raise ValueError(
                 f"the network has {self.value_bins} value bins but no {hlg.NAME!r} method "

@@ -141,3 +141,8 @@ class Method:
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
         """Structural identity: two methods with equal keys build the same program."""
         return (self.name, self.options)
+
+
+def set_network_fields(**fields: Any) -> Callable[[NetworkSpec], NetworkSpec]:
+    """A ``network`` hook that sets ``NetworkSpec`` fields (CReLU, Fourier, LayerNorm)."""
+    return lambda spec: dataclasses.replace(spec, **fields)

@@ -13,15 +13,13 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-
-from plasticine_jax.methods.base import Method
+from plasticine_jax.methods.base import Method, set_network_fields
 
 
 def crelu() -> Method:
     """Registry factory (no options)."""
     return Method(
         name="crelu",
-        network=lambda spec: dataclasses.replace(spec, activation="crelu"),
+        network=set_network_fields(activation="crelu"),
         identity_hp={},
     )

@@ -12,15 +12,13 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-
-from plasticine_jax.methods.base import Method
+from plasticine_jax.methods.base import Method, set_network_fields
 
 
 def fourier() -> Method:
     """Registry factory (no options)."""
     return Method(
         name="fourier",
-        network=lambda spec: dataclasses.replace(spec, activation="fourier"),
+        network=set_network_fields(activation="fourier"),
         identity_hp={},
     )

@@ -13,14 +13,9 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
+from plasticine_jax.methods.base import Method, set_network_fields
 
-from plasticine_jax.methods.base import Method
-from plasticine_jax.networks.spec import NetworkSpec
-
-
-def with_layernorm(spec: NetworkSpec) -> NetworkSpec:
-    return dataclasses.replace(spec, norm="layernorm")
+with_layernorm = set_network_fields(norm="layernorm")
 
 
 def layer_norm() -> Method:
