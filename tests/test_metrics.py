@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import chex
 import jax
@@ -437,3 +438,47 @@ def test_metrics_registry_lists_public_functions():
     for name, description in METRICS.items():
         assert callable(getattr(metrics, name))
         assert description and "\n" not in description
+
+
+# ------------------------------------------------- SVD under vmap: one matrix at a time
+
+
+def test_vmapped_singular_values_decompose_one_matrix_per_call():
+    """jaxlib's batched CPU SVD can deadlock (two at once hold XLA's thread pool) and ran
+    34x slower; under vmap ``singular_values`` calls LAPACK on single matrices in a loop,
+    with the values of the per-matrix SVD, nested vmaps and gradients included."""
+    from plasticine_jax.metrics.rank import singular_values
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 12, 5))
+    fn = jax.jit(jax.vmap(jax.vmap(singular_values)))
+    hlo = fn.lower(x).as_text()
+    batch_dims = re.findall(r"@lapack_sgesdd_ffi.*num_batch_dims = \"(\d+)\"", hlo)
+    assert batch_dims == ["0"], batch_dims  # one unbatched SVD call, inside the loops
+    want = np.stack([[np.linalg.svd(np.asarray(m), compute_uv=False) for m in row] for row in x])
+    np.testing.assert_allclose(np.asarray(fn(x)), want, rtol=1e-5, atol=1e-5)
+    # The same matrix for every member is decomposed once, unbatched.
+    shared = jax.vmap(lambda _: singular_values(x[0, 0]), axis_size=4)(jnp.arange(4))
+    np.testing.assert_allclose(np.asarray(shared), np.broadcast_to(want[0, 0], (4, 5)), rtol=1e-5)
+    g = jax.vmap(jax.grad(lambda m: singular_values(m).sum()))(x[0])
+    assert g.shape == x[0].shape and bool(jnp.all(jnp.isfinite(g)))
+
+
+@pytest.mark.timeout(240)
+def test_concurrent_vmapped_svds_finish():
+    """The pattern that hung a PPO run: several independent vmapped SVDs of wide feature
+    matrices in one scanned program, run repeatedly (the timeout turns a hang into a
+    failure)."""
+    from plasticine_jax.metrics.rank import singular_values
+
+    def f(a, b):
+        return singular_values(a).sum() + singular_values(jnp.tanh(b)).sum()
+
+    step = jax.jit(
+        lambda a, b: jax.lax.scan(
+            lambda c, i: (c + jax.vmap(f)(a + i, b - i), None), jnp.zeros(8), jnp.arange(3.0)
+        )[0]
+    )
+    a, b = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 64, 256))
+    for i in range(10):
+        out = step(a + i, b)
+    assert np.all(np.isfinite(np.asarray(out)))

@@ -41,3 +41,32 @@ def test_ppo_loss_hand_example(tiny_config):
     np.testing.assert_allclose(aux["entropy"], entropy, rtol=1e-5)
     np.testing.assert_allclose(loss, pg - 0.01 * entropy + 0.5 * v_loss, rtol=1e-5)
     np.testing.assert_allclose(aux["clipfrac"], 2 / 3, rtol=1e-6)
+
+
+def test_ignored_steps_drop_out_of_the_loss(tiny_config):
+    """Transitions whose action the env ignored (``valid`` 0) change no loss term: the
+    masked loss on a batch equals the plain loss on its valid rows, advantage
+    normalisation included, and an ignored row's data changes nothing."""
+    cfg = tiny_config(agent={"norm_adv": True, "clip_vloss": True})
+    agent = PPO(cfg, make_env("gymnax", "CartPole-v1", 4))
+    params = agent.init_params(jax.random.PRNGKey(0))
+    k = jax.random.split(jax.random.PRNGKey(1), 4)
+    batch = {
+        "obs": jax.random.normal(k[0], (6, 4)),
+        "action": jnp.array([0, 1, 0, 1, 1, 0]),
+        "log_prob": jnp.log(jnp.array([0.4, 0.5, 0.6, 0.3, 0.5, 0.7])),
+        "value": jax.random.normal(k[1], (6,)),
+        "advantage": jax.random.normal(k[2], (6,)) * 3.0,
+        "return": jax.random.normal(k[3], (6,)),
+    }
+    hp = {"agent": {"clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5}, "methods": {}}
+    valid = np.array([1, 0, 1, 1, 0, 1], np.float32)
+    keep = valid.astype(bool)
+    masked_loss, masked_aux = agent.loss(params, {**batch, "valid": jnp.asarray(valid)}, hp, params)
+    plain_loss, plain_aux = agent.loss(params, {k: v[keep] for k, v in batch.items()}, hp, params)
+    np.testing.assert_allclose(masked_loss, plain_loss, rtol=1e-5)
+    for name in plain_aux:
+        np.testing.assert_allclose(masked_aux[name], plain_aux[name], rtol=1e-5, atol=1e-7)
+    # Changing an ignored row's data changes nothing.
+    other = {**batch, "advantage": batch["advantage"].at[1].set(100.0), "valid": valid}
+    np.testing.assert_allclose(agent.loss(params, other, hp, params)[0], masked_loss, rtol=1e-6)

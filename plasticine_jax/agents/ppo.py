@@ -54,6 +54,7 @@ class Transition(NamedTuple):
     task_id: Array
     task_switched: Array
     episode_metrics: dict[str, Array]
+    valid: Array | None  # False where the env ignored the action; None: always valid
 
 
 class TrainState(NamedTuple):
@@ -170,6 +171,7 @@ class PPO:
                 obs, action, log_prob, self._value(out, hp), reward, term, trunc,
                 final_value, info.episode_return, info.episode_length,
                 info.task_id, info.task_switched, self.env.episode_metrics(info),
+                None if info.action_ignored is None else ~info.action_ignored,
             )  # fmt: skip
             return (env_state, next_obs, key), tr
 
@@ -201,30 +203,33 @@ class PPO:
           ``(loss, aux)`` with aux the scalar loss terms.
         """
         a, c = hp["agent"], self.cfg.agent
+        mean = _masked_mean(batch.get("valid"))
         out = self.network.apply(params, batch["obs"])
         if self.continuous:
             new_logp = D.gaussian_log_prob(out.policy, out.log_std, batch["action"])
-            entropy = D.gaussian_entropy(out.policy, out.log_std).mean()
+            entropy = mean(D.gaussian_entropy(out.policy, out.log_std))
         else:
             new_logp = D.categorical_log_prob(out.policy, batch["action"])
-            entropy = D.categorical_entropy(out.policy).mean()
+            entropy = mean(D.categorical_entropy(out.policy))
         logratio = new_logp - batch["log_prob"]
         ratio = jnp.exp(logratio)
         adv = batch["advantage"]
         if c.norm_adv:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            adv_mean = mean(adv)
+            adv = (adv - adv_mean) / (jnp.sqrt(mean((adv - adv_mean) ** 2)) + 1e-8)
         eps = a["clip_eps"]
-        pg_loss = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps)).mean()
+        pg_loss = mean(jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps)))
         value = self._value(out, hp)
         v_err = (value - batch["return"]) ** 2
         if self.value_bins:
             # HL-Gauss: cross-entropy to the Gaussian histogram of the return; no clipping.
-            v_loss = hlg.hl_gauss_loss(out.value_logits, batch["return"], hp["methods"][hlg.NAME])
+            hl = hp["methods"][hlg.NAME]
+            v_loss = mean(hlg.hl_gauss_cross_entropy(out.value_logits, batch["return"], hl))
         elif c.clip_vloss:
             v_clipped = batch["value"] + jnp.clip(value - batch["value"], -eps, eps)
-            v_loss = 0.5 * jnp.maximum(v_err, (v_clipped - batch["return"]) ** 2).mean()
+            v_loss = 0.5 * mean(jnp.maximum(v_err, (v_clipped - batch["return"]) ** 2))
         else:
-            v_loss = 0.5 * v_err.mean()
+            v_loss = 0.5 * mean(v_err)
         penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
         loss = pg_loss - a["ent_coef"] * entropy + a["vf_coef"] * v_loss + penalty
         aux = {
@@ -232,8 +237,8 @@ class PPO:
             "v_loss": v_loss,
             "entropy": entropy,
             "penalty": penalty,
-            "approx_kl": ((ratio - 1) - logratio).mean(),
-            "clipfrac": (jnp.abs(ratio - 1) > eps).astype(jnp.float32).mean(),
+            "approx_kl": mean((ratio - 1) - logratio),
+            "clipfrac": mean((jnp.abs(ratio - 1) > eps).astype(jnp.float32)),
         }
         return loss, aux
 
@@ -293,6 +298,8 @@ class PPO:
             "advantage": flat(adv),
             "return": flat(ret),
         }
+        if traj.valid is not None:  # steps whose action the env ignored drop out of the loss
+            batch["valid"] = flat(traj.valid).astype(jnp.float32)
         key, k_learn, k_iv = jax.random.split(state.key, 3)
         params_before = state.learner.params
         learner, aux = self._learn(state.learner, batch, hp, k_learn)
@@ -304,8 +311,9 @@ class PPO:
         )
         state = state._replace(learner=learner, key=key)
 
-        done = traj.terminated | traj.truncated
-        n_done = done.sum()
+        # An episode ended where it reports a length (for Atari with episodic life: a game,
+        # not every terminal lost life).
+        n_done = (traj.episode_length > 0).sum()
         per_episode = lambda x: jnp.where(  # noqa: E731
             n_done > 0, x.sum() / jnp.maximum(n_done, 1), jnp.nan
         )
@@ -385,3 +393,14 @@ class PPO:
             lambda: self._compute_plasticity(params, params_before, probe_obs),
             lambda: {k: jnp.full((), jnp.nan, jnp.float32) for k in names},
         )
+
+
+def _masked_mean(weights: Array | None):
+    """``jnp.mean``, or the mean over the entries where ``weights`` (0/1, ``[B]``) is 1."""
+    if weights is None:
+        return jnp.mean
+
+    def mean(x: Array) -> Array:
+        return jnp.sum(weights * x) / jnp.maximum(jnp.sum(weights), 1.0)
+
+    return mean

@@ -9,6 +9,12 @@ are pools (envpool) map their pool onto that axis. The agent never vmaps over en
 info)`` and resets finished environments automatically. ``terminated`` means the MDP
 ended (no bootstrap); ``truncated`` means a time limit cut the episode (bootstrap from
 ``info.final_obs``, the observation *before* the automatic reset).
+
+One backend cannot reset at once: envpool's XLA interface (and envpool's Atari after a
+lost life) restarts a finished env on the *next* step and ignores that step's action.
+Such an adapter returns the final observation as ``obs`` of the ending step and marks the
+next step ``info.action_ignored``; that transition is not the agent's doing, so agents
+leave it out of their losses (PPO does) and episode statistics do not count it.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ class StepInfo(NamedTuple):
         no episode ended.
       episode_length: length of that episode; 0 where none ended.
       extras: backend-specific per-env arrays (e.g. Craftax achievements); a fixed dict.
+      action_ignored: bool, True where the env ignored this step's action because it was
+        restarting an env that finished at the step before (envpool's deferred reset);
+        ``None`` (the default) for backends that always reset at once.
     """
 
     final_obs: Array
@@ -69,6 +78,7 @@ class StepInfo(NamedTuple):
     episode_return: Array
     episode_length: Array
     extras: dict[str, Array]
+    action_ignored: Array | None = None
 
 
 class Environment(abc.ABC):
@@ -137,10 +147,17 @@ class EpisodeStats(NamedTuple):
     def zeros(cls, num_envs: int) -> EpisodeStats:
         return cls(jnp.zeros(num_envs, jnp.float32), jnp.zeros(num_envs, jnp.int32))
 
-    def update(self, reward: Array, done: Array) -> tuple[EpisodeStats, Array, Array]:
-        """Adds ``reward``; returns the new stats and the finished episodes' return/length."""
+    def update(
+        self, reward: Array, done: Array, counted: Array | None = None
+    ) -> tuple[EpisodeStats, Array, Array]:
+        """Adds ``reward``; returns the new stats and the finished episodes' return/length.
+
+        ``counted`` (bool ``[N]``, default all True) says which envs' steps add to the
+        length: a step whose action the env ignored (``StepInfo.action_ignored``) does not.
+        """
         ret = self.running_return + reward.astype(jnp.float32)
-        length = self.running_length + 1
+        step = 1 if counted is None else counted.astype(jnp.int32)
+        length = self.running_length + step
         finished_ret = jnp.where(done, ret, 0.0)
         finished_len = jnp.where(done, length, 0)
         new = EpisodeStats(jnp.where(done, 0.0, ret), jnp.where(done, 0, length))

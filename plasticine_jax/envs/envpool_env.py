@@ -1,31 +1,44 @@
 """envpool adapter: a C++ pool stepped from inside the compiled program.
 
-Design (why not envpool's own ``xla()``): envpool 1.x exposes ``send``/``recv`` as XLA FFI
-calls whose output shapes are fixed to the pool's ``num_envs`` and which declare no
-``vmap_method``, so they cannot run under ``jax.vmap``; and envpool resets a finished env
-on the *next* step (ignoring that step's action), where our protocol resets at once and
-reports ``final_obs``. We therefore call the pool through ``jax.pure_callback`` with
-``vmap_method="expand_dims"``:
+Two interfaces, chosen with the ``interface`` option:
 
-- Seeds x envs share **one pool**. Under ``vmap`` (any nesting: seeds, hyperparameters x
-  seeds) the callback receives the batched arguments with their leading axes, ``[*B, N]``;
-  the pool holds ``prod(B) * N`` envs, built on the first ``reset`` with that size, and the
-  results are reshaped back to ``[*B, N, ...]``, so each seed's agent sees only its own
-  ``N`` envs. Unvmapped, ``B`` is empty and the pool holds ``N``.
-- Each env is seeded from its own agent seed's key (envpool's ``env_seed``), so a vmapped
-  seed sees the same envs as the same seed run alone.
-- Finished envs are reset immediately (envpool's partial ``reset(env_id)``) and their last
-  observation is returned as ``final_obs``. Atari with ``episodic_life``: a life loss is
-  ``terminated`` but the game goes on (no reset; envpool spends the next step continuing
-  it), a game over or a time limit resets the game.
-- Steps are chained through the step counter returned by the callback, so XLA keeps them
-  in order. Limits: a pool lives in the host process, so one program at a time may use an
-  adapter instance; ``pure_callback`` must not be differentiated through (nobody does).
+``"xla"`` (the default for a single task) steps the pool through envpool's own XLA
+interface (``env.xla()``: ``send``/``recv`` as XLA FFI calls), so the C++ pool runs inside
+the compiled program with no Python on the step path.
 
-Task sequences (``procgen_levels``, ``dmc_sequence``) use the same step counter: when a
-task ends the host rebuilds the pool for the next task's env id/options (a host-side pool
-rebuild, triggered from inside the compiled program at the exact step), every episode is
-cut (``truncated``) and the next observation is the new task's first.
+- envpool's FFI calls have no batching rule and fixed shapes, so ``reset`` and ``step``
+  are wrapped in ``jax.custom_batching.custom_vmap``: under ``vmap`` (seeds, or
+  hyperparameters x seeds, any nesting) the rule flattens ``[*B, N]`` into one call on a
+  pool of ``prod(B) * N`` envs and reshapes the results back to ``[*B, N, ...]``, so each
+  member's agent sees only its own ``N`` envs. The pool is built when the program is
+  traced (one per total size, kept by the adapter) and its handle is baked into the
+  compiled program.
+- Seeds: envpool seeds envs when the pool is built, before any agent key exists, so the
+  envs are seeded from the ``seed`` option (default 0): flat env ``i`` (member ``i // N``)
+  gets envpool seed ``seed + i``. A program's members therefore see different envs, and
+  member ``m`` of a vmapped run sees what a run alone with ``seed = seed + m * N`` sees.
+- envpool restarts a finished env on the *next* ``send`` and ignores that step's action.
+  The adapter reports it as it is: the ending step returns the final observation as
+  ``obs``, and the next step is marked ``info.action_ignored`` (reward 0, not counted in
+  episode lengths). PPO leaves those transitions out of its loss.
+- ``reset`` (once per run) resets the whole pool from the host.
+
+``"callback"`` (always used for task sequences) calls the pool through
+``jax.pure_callback`` with ``vmap_method="expand_dims"``: one pool for seeds x envs as
+above, each env seeded from its own agent seed's key (a vmapped seed sees the same envs as
+that seed run alone), finished games reset at once with ``final_obs`` reported, and task
+sequences (``procgen_levels``, ``dmc_sequence``) rebuild the pool on the host at the exact
+step a task ends (every episode is cut, ``truncated``, and the next observation is the
+new task's first). Steps are chained through a counter returned by the callback, so XLA
+keeps them in order.
+
+Both: Atari with ``episodic_life`` marks a lost life ``terminated`` (no bootstrap) while the
+game goes on; envpool spends the step after it continuing the game and ignores that
+step's action (``action_ignored``). Episode return and length are per *game* (a game over
+or a time limit), as Atari results are reported. A pool lives in the host process: one
+program at a time may use an adapter instance; neither interface may be differentiated
+through. The XLA interface runs on the CPU backend (envpool's wheels register CPU FFI
+targets only); use ``interface: callback`` on a GPU/TPU host.
 
 uint8 observations (Atari, Procgen) are scaled to ``[0, 1]`` float32; dict observations
 (DMC) are flattened and concatenated in sorted key order.
@@ -40,6 +53,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import ShapedArray
+from jax.extend.core import Primitive
+from jax.interpreters import batching, mlir
 
 from plasticine_jax.envs.continual import TaskSchedule, check_no_unknown, schedule_from_options
 from plasticine_jax.envs.core import (
@@ -60,25 +76,34 @@ DMC_SEQUENCES = {
 }
 
 
+INTERFACES = ("xla", "callback")
+
+
 class EnvpoolState(NamedTuple):
-    step_count: jax.Array  # int32 scalar, returned by the host: orders the callbacks
+    step_count: jax.Array  # int32 scalar: the task schedule's clock
+    token: jax.Array  # orders the host calls: the pool handle (xla) or a counter (callback)
+    pending: jax.Array  # bool [N]: envpool will ignore these envs' next action
     stats: EpisodeStats
 
 
-def _flat_size(space: Any) -> tuple[int, ...]:
+def _obs_shape(space: Any) -> tuple[int, ...]:
+    """Our observation shape for an envpool space: dicts flattened, images channel-last."""
     if hasattr(space, "spaces"):  # gymnasium Dict
         return (sum(max(1, math.prod(s.shape)) for s in space.spaces.values()),)
-    return tuple(int(d) for d in space.shape)
+    shape = tuple(int(d) for d in space.shape)
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
 
 
-def _to_float(obs: Any, batch: int) -> np.ndarray:
+def _to_obs(obs: Any, batch: int, xp: Any = np) -> Any:
+    """envpool's observations ``[batch, ...]`` as ours: float32, uint8 scaled to [0, 1],
+    dicts flattened in sorted key order, ``[C, H, W]`` images moved to ``[H, W, C]`` (the
+    layout of every other backend and of the conv torsos). ``xp`` is numpy or jax.numpy."""
     if isinstance(obs, Mapping):
-        parts = [np.asarray(obs[k], np.float32).reshape(batch, -1) for k in sorted(obs)]
-        return np.concatenate(parts, axis=1)
-    obs = np.asarray(obs)
-    if obs.dtype == np.uint8:
-        return obs.astype(np.float32) * np.float32(1.0 / 255.0)
-    return obs.astype(np.float32)
+        parts = [xp.asarray(obs[k], xp.float32).reshape(batch, -1) for k in sorted(obs)]
+        return xp.concatenate(parts, axis=1)
+    scale = 1.0 / 255.0 if obs.dtype == np.uint8 else 1.0
+    out = obs.astype(xp.float32) * xp.float32(scale)
+    return xp.transpose(out, (0, 2, 3, 1)) if out.ndim == 4 else out
 
 
 def _action_space(space: Any) -> DiscreteActions | ContinuousActions:
@@ -116,10 +141,33 @@ class EnvpoolEnv(Environment):
         num_envs: int,
         tasks: list[tuple[str, dict[str, Any]]] | None = None,
         schedule: TaskSchedule | None = None,
+        interface: str | None = None,
         **options: Any,
     ):
         import envpool
 
+        if interface is None:
+            interface = "callback" if tasks else "xla"
+        if interface not in INTERFACES:
+            raise ValueError(f"envpool interface {interface!r}; choose one of {list(INTERFACES)}")
+        if tasks and interface == "xla":
+            raise ValueError(
+                "envpool task sequences rebuild the pool on the host at each task switch, "
+                "which a pool baked into the compiled program cannot do: use "
+                "`interface: callback` (the default for sequences)"
+            )
+        if interface == "xla" and jax.default_backend() != "cpu":
+            raise ValueError(
+                f"envpool's XLA interface runs on the CPU backend only, not on "
+                f"{jax.default_backend()!r}: set the env option `interface: callback`"
+            )
+        self.interface = interface
+        self._seed = int(options.pop("seed", 0))
+        if interface == "callback" and self._seed:
+            raise ValueError(
+                "envpool option seed: the callback interface seeds every env from its agent "
+                "seed's key; drop the option (it applies to `interface: xla` only)"
+            )
         self._tasks = tasks or [(env_id, dict(options))]
         self._schedule = schedule or TaskSchedule(1, 1)
         known = set(envpool.list_all_envs())
@@ -136,7 +184,7 @@ class EnvpoolEnv(Environment):
                 ) from err
             except Exception as err:  # envpool raises bare errors for bad options
                 raise ValueError(f"envpool rejected options {topts} for {tid!r}: {err}") from err
-        obs_shapes = {_flat_size(s.observation_space) for s in specs}
+        obs_shapes = {_obs_shape(s.observation_space) for s in specs}
         actions = {repr(_action_space(s.action_space)) for s in specs}
         if len(obs_shapes) != 1 or len(actions) != 1:
             raise ValueError(f"envpool tasks differ in spaces: {obs_shapes}, {actions}")
@@ -148,6 +196,7 @@ class EnvpoolEnv(Environment):
         self._extras = ("lives",) if self._atari else ()
         if "num_levels" in fields:  # Procgen
             self._extras = ("level_seed",)
+        self._obs_dtype = None if self._dict_obs else first.observation_space.dtype
         self.spec = EnvSpec(
             name=f"envpool/{self._tasks[0][0]}",
             num_envs=num_envs,
@@ -157,6 +206,8 @@ class EnvpoolEnv(Environment):
             steps_per_task=self._schedule.steps_per_task if tasks else 0,
         )
         self._pool = _Pool()
+        self._xla_pools: dict[int, Any] = {}
+        self._xla_reset_sizes: set[int] = set()
 
     # ---- host side -------------------------------------------------------------------
     def _build(self, task: int, seeds: np.ndarray) -> np.ndarray:
@@ -179,11 +230,7 @@ class EnvpoolEnv(Environment):
 
     def _ordered(self, obs: Any, env_id: np.ndarray, batch: int) -> np.ndarray:
         out = np.empty((batch, *self.spec.obs_shape), np.float32)
-        out[np.asarray(env_id)] = (
-            _to_float(obs, len(env_id))
-            .reshape(len(env_id), -1)
-            .reshape((len(env_id), *self.spec.obs_shape))
-        )
+        out[np.asarray(env_id)] = _to_obs(obs, len(env_id))
         return out
 
     def _host_reset(self, seeds: Any) -> np.ndarray:
@@ -194,7 +241,7 @@ class EnvpoolEnv(Environment):
         obs = obs.reshape(*lead, self.spec.num_envs, *self.spec.obs_shape)
         return obs, np.zeros(lead, np.int32)
 
-    def _host_step(self, count: Any, action: Any):
+    def _host_step(self, count: Any, action: Any):  # callback interface
         count, action = np.asarray(count), np.asarray(action)
         n = self.spec.num_envs
         act_rank = 0 if isinstance(self.spec.action_space, DiscreteActions) else 1
@@ -233,9 +280,7 @@ class EnvpoolEnv(Environment):
         elif game_over.any():
             ids = np.flatnonzero(game_over).astype(np.int32)
             fresh, rinfo = env.reset(ids)
-            next_obs[np.asarray(rinfo["env_id"])] = _to_float(fresh, len(ids)).reshape(
-                (len(ids), *self.spec.obs_shape)
-            )
+            next_obs[np.asarray(rinfo["env_id"])] = _to_obs(fresh, len(ids))
         shape = (*lead, n)
         extras = tuple(np.asarray(info[k], np.int32)[order].reshape(shape) for k in self._extras)
         return (
@@ -248,25 +293,87 @@ class EnvpoolEnv(Environment):
             extras,
         )
 
+    # ---- XLA interface ----------------------------------------------------------------
+    def _xla_pool(self, size: int) -> tuple[Any, np.ndarray, Any, Any]:
+        """The pool of ``size`` envs (built at trace time) and its XLA functions."""
+        if size not in self._xla_pools:
+            import envpool
+
+            tid, topts = self._tasks[0]
+            env = envpool.make(
+                tid,
+                env_type="gymnasium",
+                num_envs=size,
+                batch_size=size,
+                seed=self._seed,
+                **topts,
+            )
+            handle, recv, send, _ = env.xla()
+            self._xla_pools[size] = (env, np.asarray(handle), recv, send)
+        return self._xla_pools[size]
+
+    def _xla_reset_impl(self, token: jax.Array) -> tuple[jax.Array, jax.Array]:
+        size = token.shape[0]
+        env, handle, _, _ = self._xla_pool(size)
+        self._xla_reset_sizes.add(size)
+
+        def host():
+            obs, info = env.reset()
+            return handle, self._ordered(obs, info["env_id"], size)
+
+        out = (
+            jax.ShapeDtypeStruct(handle.shape, handle.dtype),
+            jax.ShapeDtypeStruct((size, *self.spec.obs_shape), jnp.float32),
+        )
+        # The handle comes out of the callback so that every step depends on the reset.
+        return jax.pure_callback(host, out)
+
+    def _xla_step_impl(self, handle: jax.Array, action: jax.Array) -> list[jax.Array]:
+        size = action.shape[0]
+        if size not in self._xla_reset_sizes:
+            raise RuntimeError(
+                f"envpool: a step on {size} envs, but no reset on that many: call reset and "
+                "step under the same vmap (a reset key unbatched under vmap is not enough)"
+            )
+        _, _, recv, send = self._xla_pool(size)
+        handle = send(handle, action, jnp.arange(size, dtype=jnp.int32))
+        handle, (obs, reward, term, trunc, info) = recv(handle)
+        order = jnp.argsort(info["env_id"])
+        obs = _to_obs(obs, size, jnp)[order]
+        extras = [info[k].astype(jnp.int32)[order] for k in self._extras]
+        return [handle, obs, reward.astype(jnp.float32)[order], term[order], trunc[order], *extras]
+
+    def _xla_action(self, action: jax.Array) -> jax.Array:
+        if isinstance(self.spec.action_space, DiscreteActions):
+            return action.astype(jnp.int32)
+        return action.astype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
     # ---- traced side -----------------------------------------------------------------
     def reset(self, key: jax.Array) -> tuple[jax.Array, EnvpoolState]:
         n = self.spec.num_envs
         seeds = jax.random.randint(key, (n,), 0, 2**31 - 1, jnp.int32)
-        # The step counter comes out of the callback so that every later step depends on
-        # the reset: a pure_callback whose results go unused may be removed by XLA.
-        obs, count = jax.pure_callback(
-            self._host_reset,
-            (
-                jax.ShapeDtypeStruct((n, *self.spec.obs_shape), jnp.float32),
-                jax.ShapeDtypeStruct((), jnp.int32),
-            ),
-            seeds,
-            vmap_method="expand_dims",
+        if self.interface == "xla":
+            # The seeds only carry the vmapped axes into the batching rule; envpool seeded
+            # the pool from the ``seed`` option when it was built.
+            token, obs = _RESET_P.bind(seeds, adapter=self)
+        else:
+            # The counter comes out of the callback so that every later step depends on the
+            # reset: a pure_callback whose results go unused may be removed by XLA.
+            obs, token = jax.pure_callback(
+                self._host_reset,
+                (
+                    jax.ShapeDtypeStruct((n, *self.spec.obs_shape), jnp.float32),
+                    jax.ShapeDtypeStruct((), jnp.int32),
+                ),
+                seeds,
+                vmap_method="expand_dims",
+            )
+        state = EnvpoolState(
+            jnp.zeros((), jnp.int32), token, jnp.zeros(n, bool), EpisodeStats.zeros(n)
         )
-        return obs, EnvpoolState(count, EpisodeStats.zeros(n))
+        return obs, state
 
-    def step(self, key: jax.Array, state: EnvpoolState, action: jax.Array):
-        del key  # envpool's envs carry their own RNG, seeded at reset
+    def _callback_step(self, state: EnvpoolState, action: jax.Array):
         n = self.spec.num_envs
         obs_struct = jax.ShapeDtypeStruct((n, *self.spec.obs_shape), jnp.float32)
         flag = jax.ShapeDtypeStruct((n,), jnp.bool_)
@@ -279,10 +386,33 @@ class EnvpoolEnv(Environment):
             jax.ShapeDtypeStruct((), jnp.int32),
             tuple(jax.ShapeDtypeStruct((n,), jnp.int32) for _ in self._extras),
         )
-        obs, final, reward, term, trunc, count, extras = jax.pure_callback(
-            self._host_step, out, state.step_count, action, vmap_method="expand_dims"
+        obs, final, reward, term, trunc, token, extras = jax.pure_callback(
+            self._host_step, out, state.token, action, vmap_method="expand_dims"
         )
-        stats, ep_ret, ep_len = state.stats.update(reward, term | trunc)
+        return obs, final, reward, term, trunc, token, dict(zip(self._extras, extras, strict=True))
+
+    def step(self, key: jax.Array, state: EnvpoolState, action: jax.Array):
+        del key  # envpool's envs carry their own RNG, seeded when the pool is built
+        n = self.spec.num_envs
+        ignored = state.pending
+        if self.interface == "xla":
+            token, obs, reward, term, trunc, *extras = _STEP_P.bind(
+                state.token, self._xla_action(action), adapter=self
+            )
+            extras = dict(zip(self._extras, extras, strict=True))
+            trunc = trunc & ~term
+            final = obs  # no reset yet: envpool restarts finished envs on the next step
+        else:
+            obs, final, reward, term, trunc, token, extras = self._callback_step(state, action)
+        reward = jnp.where(ignored, 0.0, reward)
+        game_over = term | trunc
+        if "lives" in extras:  # Atari: a lost life is terminal, the game goes on
+            game_over = trunc | (term & (extras["lives"] == 0))
+        if self.interface == "xla":
+            pending = term | trunc
+        else:  # the callback resets finished games at once; a lost life is continued
+            pending = term & ~game_over
+        stats, ep_ret, ep_len = state.stats.update(reward, game_over, counted=~ignored)
         c = state.step_count
         task = self._schedule.task_of(c) if self.spec.num_tasks > 1 else jnp.zeros((), jnp.int32)
         switched = self._schedule.switched(c) if self.spec.num_tasks > 1 else False
@@ -292,9 +422,72 @@ class EnvpoolEnv(Environment):
             task_switched=jnp.full(n, switched, bool),
             episode_return=ep_ret,
             episode_length=ep_len,
-            extras=dict(zip(self._extras, extras, strict=True)),
+            extras=extras,
+            action_ignored=ignored,
         )
-        return obs, EnvpoolState(count, stats), reward, term, trunc, info
+        return obs, EnvpoolState(c + 1, token, pending, stats), reward, term, trunc, info
+
+
+# ---- the XLA interface's primitives ---------------------------------------------------
+# envpool's FFI calls have fixed shapes (the pool's size) and no batching rule. Two
+# primitives wrap them: ``reset(token [K]) -> (handle, obs)`` and ``step(handle,
+# action [K]) -> (handle, obs, reward, terminated, truncated, *extras)`` on a pool of ``K``
+# envs. Their batching rules fold the vmapped axis into ``K`` and bind again (so nested
+# vmaps fold too); only lowering builds the pool (``_xla_pool``), for the final ``K``.
+_RESET_P = Primitive("envpool_reset")
+_RESET_P.multiple_results = True
+_STEP_P = Primitive("envpool_step")
+_STEP_P.multiple_results = True
+
+
+def _reset_abstract(token, *, adapter):
+    return [
+        ShapedArray((8,), jnp.uint8),
+        ShapedArray((token.shape[0], *adapter.spec.obs_shape), jnp.float32),
+    ]
+
+
+def _step_abstract(handle, action, *, adapter):
+    size = action.shape[0]
+    flags = [ShapedArray((size,), jnp.float32), *(ShapedArray((size,), jnp.bool_),) * 2]
+    extras = [ShapedArray((size,), jnp.int32) for _ in adapter._extras]
+    obs = ShapedArray((size, *adapter.spec.obs_shape), jnp.float32)
+    return [handle, obs, *flags, *extras]
+
+
+def _fold(x: jax.Array, dim: int | None, axis_size: int) -> jax.Array:
+    """Moves the vmapped axis first (broadcasting an unbatched ``x``) and folds it into
+    the env axis: ``[B, K, ...] -> [B * K, ...]``."""
+    x = jnp.broadcast_to(x, (axis_size, *x.shape)) if dim is None else jnp.moveaxis(x, dim, 0)
+    return x.reshape(axis_size * x.shape[1], *x.shape[2:])
+
+
+def _reset_batched(axis_data, args, dims, *, adapter):
+    axis_size = axis_data.size
+    (token,), (dim,) = args, dims
+    handle, obs = _RESET_P.bind(_fold(token, dim, axis_size), adapter=adapter)
+    return [handle, obs.reshape(axis_size, -1, *obs.shape[1:])], [None, 0]
+
+
+def _step_batched(axis_data, args, dims, *, adapter):
+    axis_size = axis_data.size
+    (handle, action), (h_dim, a_dim) = args, dims
+    if h_dim is not None:  # every member holds the same handle
+        handle = jnp.take(handle, 0, axis=h_dim)
+    handle, *outs = _STEP_P.bind(handle, _fold(action, a_dim, axis_size), adapter=adapter)
+    outs = [x.reshape(axis_size, -1, *x.shape[1:]) for x in outs]
+    return [handle, *outs], [None] + [0] * len(outs)
+
+
+for _p, _abstract, _impl, _batched in (
+    (_RESET_P, _reset_abstract, "_xla_reset_impl", _reset_batched),
+    (_STEP_P, _step_abstract, "_xla_step_impl", _step_batched),
+):
+    _p.def_abstract_eval(_abstract)
+    _run = (lambda name: lambda *args, adapter: list(getattr(adapter, name)(*args)))(_impl)
+    _p.def_impl(_run)
+    mlir.register_lowering(_p, mlir.lower_fun(_run, multiple_results=True))
+    batching.fancy_primitive_batchers[_p] = _batched
 
 
 def make_envpool_sequence(
@@ -307,6 +500,8 @@ def make_envpool_sequence(
     by default. ``dmc_sequence``: ``tasks`` is a list of envpool DMC ids or the name of one
     of ``DMC_SEQUENCES``; task ``k`` runs ``tasks[k % len(tasks)]``.
     """
+    options = dict(options)
+    adapter = {k: options.pop(k) for k in ("interface", "seed") if k in options}
     if scenario == "procgen_levels":
         schedule = schedule_from_options(sopts, default_tasks=10)
         start = int(sopts.pop("start_level", 0))
@@ -327,4 +522,4 @@ def make_envpool_sequence(
         schedule = schedule_from_options(sopts, default_tasks=len(ids))
         check_no_unknown(sopts, scenario)
         tasks = [(tid, dict(options)) for tid in ids]
-    return EnvpoolEnv(tasks[0][0], num_envs, tasks=tasks, schedule=schedule)
+    return EnvpoolEnv(tasks[0][0], num_envs, tasks=tasks, schedule=schedule, **adapter)

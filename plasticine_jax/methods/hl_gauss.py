@@ -70,11 +70,16 @@ def hl_gauss_value(logits: Array, v_min: Array, v_max: Array) -> Array:
     return jnp.sum(jax.nn.softmax(logits, axis=-1) * centres, axis=-1)
 
 
-def hl_gauss_loss(logits: Array, y: Array, hp: HP) -> Array:
-    """Mean cross-entropy between ``logits`` ``[B, n]`` and the HL-Gauss targets of ``y [B]``."""
+def hl_gauss_cross_entropy(logits: Array, y: Array, hp: HP) -> Array:
+    """Cross-entropy ``[B]`` between ``logits`` ``[B, n]`` and the HL-Gauss targets of ``y``."""
     target = hl_gauss_target(y, hp["v_min"], hp["v_max"], logits.shape[-1], hp["sigma_ratio"])
     target = jax.lax.stop_gradient(target)
-    return -jnp.mean(jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1))
+    return -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def hl_gauss_loss(logits: Array, y: Array, hp: HP) -> Array:
+    """Mean of ``hl_gauss_cross_entropy`` over the batch."""
+    return jnp.mean(hl_gauss_cross_entropy(logits, y, hp))
 
 
 def hl_gauss(num_bins: int = 51) -> Method:
