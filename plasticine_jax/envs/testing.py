@@ -91,7 +91,12 @@ def assert_episode_metrics(env: Environment, traj: Transition) -> dict[str, np.n
     means (as the agent computes them) are finite scalars when an episode ended. Returns
     the means and summaries."""
     lead = traj.reward.shape
-    done = np.asarray(traj.terminated | traj.truncated)
+    # An episode ended where the env reports its length (as the agent counts them); that
+    # is a subset of terminated | truncated (Atari's lost lives end no episode).
+    done = np.asarray(traj.info.episode_length) > 0
+    assert not np.any(done & ~np.asarray(traj.terminated | traj.truncated)), (
+        "an episode length is reported at a step that neither terminated nor truncated"
+    )
     metrics = jax.vmap(jax.vmap(env.episode_metrics))(traj.info)
     means = {}
     for name, arr in metrics.items():
