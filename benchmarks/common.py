@@ -19,6 +19,11 @@ from plasticine_jax.runner.plan import plan
 from plasticine_jax.runner.program import Program
 
 NUM_ENVS, NUM_STEPS = 8, 128
+ATARI = (
+    "interface: xla, episodic_life: true, reward_clip: true, noop_max: 30, stack_num: 4, "
+    "img_height: 84, img_width: 84, gray_scale: true, repeat_action_probability: 0.0, "
+    "max_episode_steps: 27000"
+)
 ENVS = {
     "cartpole": ["env.id=CartPole-v1"],
     "breakout": [
@@ -29,7 +34,36 @@ ENVS = {
         "agent.network.activation=relu",
         "agent.network.shared_torso=true",
     ],
+    # Brax ant (positional pipeline), Gaussian policy, CleanRL's continuous MLP.
+    "brax_ant": [
+        "env.backend=brax",
+        "env.id=ant",
+        "env.options={backend: positional, episode_length: 1000}",
+        "agent.network.hidden_sizes=[64, 64]",
+    ],
+    # Atari Pong through envpool (standard preprocessing), CleanRL's Atari network.
+    "atari_pong": [
+        "env.backend=envpool",
+        "env.id=Pong-v5",
+        f"env.options={{{ATARI}}}",
+        "agent.num_minibatches=4",
+        "agent.network.torso=atari_cnn",
+        "agent.network.hidden_sizes=[512]",
+        "agent.network.activation=relu",
+        "agent.network.shared_torso=true",
+    ],
+    # Craftax-Classic, symbolic observations, optimistic resets.
+    "craftax_classic": [
+        "env.backend=craftax",
+        "env.id=Craftax-Classic-Symbolic-v1",
+        "env.options={reset_ratio: 4}",
+        "agent.network.hidden_sizes=[256, 256]",
+        "agent.network.activation=relu",
+    ],
 }
+ENVS["atari_pong_callback"] = [
+    o.replace("interface: xla", "interface: callback") for o in ENVS["atari_pong"]
+]
 
 
 class Timed:

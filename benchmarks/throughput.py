@@ -1,7 +1,8 @@
 """PPO throughput: env steps per second over all members, compile time reported apart.
 
     python benchmarks/throughput.py [--updates 10] [--repeats 5] [--seeds 1 8 32]
-                                    [--envs cartpole breakout]
+                                    [--envs cartpole breakout brax_ant atari_pong
+                                            atari_pong_callback craftax_classic]
 
 For each environment and seed count it builds two programs, metrics off and metrics on
 (every 10 updates, probe of 256 observations), times the first chunk of each (compile +

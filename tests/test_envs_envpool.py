@@ -182,6 +182,11 @@ def test_interface_errors_name_the_fix():
             scenario="procgen_levels",
             scenario_options={"steps_per_task": 3, "num_tasks": 2},
         )
+    # DMC takes float64 actions, which float32 JAX cannot send through envpool's XLA call:
+    # the default falls back to the callback, and asking for xla says why not.
+    assert make_env("envpool", "CheetahRun-v1", 2).interface == "callback"
+    with pytest.raises(ValueError, match="float64 actions"):
+        make_env("envpool", "CheetahRun-v1", 2, {"interface": "xla"})
     with pytest.raises(ValueError, match="drop the option"):
         make_env("envpool", "Pong-v5", 2, {"interface": "callback", "seed": 3})
 

@@ -2,17 +2,18 @@
 
 Two interfaces, chosen with the ``interface`` option:
 
-``"xla"`` (the default for a single task) steps the pool through envpool's own XLA
-interface (``env.xla()``: ``send``/``recv`` as XLA FFI calls), so the C++ pool runs inside
-the compiled program with no Python on the step path.
+``"xla"`` (the default wherever it can serve the env, see ``_choose_interface``) steps the
+pool through envpool's own XLA interface (``env.xla()``: ``send``/``recv`` as XLA FFI
+calls), so the C++ pool runs inside the compiled program with no Python on the step path.
 
-- envpool's FFI calls have no batching rule and fixed shapes, so ``reset`` and ``step``
-  are wrapped in ``jax.custom_batching.custom_vmap``: under ``vmap`` (seeds, or
-  hyperparameters x seeds, any nesting) the rule flattens ``[*B, N]`` into one call on a
-  pool of ``prod(B) * N`` envs and reshapes the results back to ``[*B, N, ...]``, so each
+- envpool's FFI calls have fixed shapes and no batching rule, so ``reset`` and ``step``
+  are two primitives (``_RESET_P``, ``_STEP_P``) whose batching rules fold the vmapped
+  axes (seeds, or hyperparameters x seeds, any nesting) into the env axis: one call on a
+  pool of ``prod(B) * N`` envs, results reshaped back to ``[*B, N, ...]``, so each
   member's agent sees only its own ``N`` envs. The pool is built when the program is
-  traced (one per total size, kept by the adapter) and its handle is baked into the
-  compiled program.
+  lowered (one per total size, kept by the adapter) and its handle is baked into the
+  compiled program. (``custom_vmap`` would also trace the unbatched body, building an
+  unused pool of ``N`` envs.)
 - Seeds: envpool seeds envs when the pool is built, before any agent key exists, so the
   envs are seeded from the ``seed`` option (default 0): flat env ``i`` (member ``i // N``)
   gets envpool seed ``seed + i``. A program's members therefore see different envs, and
@@ -23,8 +24,8 @@ the compiled program with no Python on the step path.
   episode lengths). PPO leaves those transitions out of its loss.
 - ``reset`` (once per run) resets the whole pool from the host.
 
-``"callback"`` (always used for task sequences) calls the pool through
-``jax.pure_callback`` with ``vmap_method="expand_dims"``: one pool for seeds x envs as
+``"callback"`` (for task sequences, DMC/MuJoCo's float64 actions, GPU hosts) calls the
+pool through ``jax.pure_callback`` with ``vmap_method="expand_dims"``: one pool for seeds x envs as
 above, each env seeded from its own agent seed's key (a vmapped seed sees the same envs as
 that seed run alone), finished games reset at once with ``final_obs`` reported, and task
 sequences (``procgen_levels``, ``dmc_sequence``) rebuild the pool on the host at the exact
@@ -40,8 +41,9 @@ program at a time may use an adapter instance; neither interface may be differen
 through. The XLA interface runs on the CPU backend (envpool's wheels register CPU FFI
 targets only); use ``interface: callback`` on a GPU/TPU host.
 
-uint8 observations (Atari, Procgen) are scaled to ``[0, 1]`` float32; dict observations
-(DMC) are flattened and concatenated in sorted key order.
+uint8 observations (Atari, Procgen) are scaled to ``[0, 1]`` float32 and images moved from
+envpool's ``[C, H, W]`` to ``[H, W, C]``; dict observations (DMC) are flattened and
+concatenated in sorted key order.
 """
 
 from __future__ import annotations
@@ -113,6 +115,31 @@ def _action_space(space: Any) -> DiscreteActions | ContinuousActions:
     return ContinuousActions(tuple(int(d) for d in space.shape), low, high)
 
 
+def _choose_interface(interface: str | None, tasks: Any, spec: Any, task_id: str) -> str:
+    """The requested interface, or the default: ``xla`` where it can serve the env.
+
+    ``xla`` cannot serve task sequences (the host rebuilds the pool), non-CPU backends
+    (envpool registers CPU FFI targets only) or float64 actions (DMC, MuJoCo: JAX computes
+    in float32 unless x64 is on, and envpool's ``send`` checks the dtype).
+    """
+    f64 = getattr(spec.action_space, "dtype", None) == np.float64
+    reasons = []
+    if tasks:
+        reasons.append("task sequences rebuild the pool on the host at each task switch")
+    if jax.default_backend() != "cpu":
+        reasons.append(f"it runs on the CPU backend only, not {jax.default_backend()!r}")
+    if f64 and not jax.config.jax_enable_x64:
+        reasons.append(f"{task_id} takes float64 actions and JAX runs in float32 (x64 off)")
+    if interface is None:
+        return "callback" if reasons else "xla"
+    if interface == "xla" and reasons:
+        raise ValueError(
+            f"envpool's XLA interface cannot serve {task_id}: {'; '.join(reasons)}. Set the "
+            "env option `interface: callback` (or leave it out to get the default)"
+        )
+    return interface
+
+
 class _Pool:
     """Host side: the envpool object, its size and the task it was built for."""
 
@@ -146,28 +173,9 @@ class EnvpoolEnv(Environment):
     ):
         import envpool
 
-        if interface is None:
-            interface = "callback" if tasks else "xla"
-        if interface not in INTERFACES:
+        if interface is not None and interface not in INTERFACES:
             raise ValueError(f"envpool interface {interface!r}; choose one of {list(INTERFACES)}")
-        if tasks and interface == "xla":
-            raise ValueError(
-                "envpool task sequences rebuild the pool on the host at each task switch, "
-                "which a pool baked into the compiled program cannot do: use "
-                "`interface: callback` (the default for sequences)"
-            )
-        if interface == "xla" and jax.default_backend() != "cpu":
-            raise ValueError(
-                f"envpool's XLA interface runs on the CPU backend only, not on "
-                f"{jax.default_backend()!r}: set the env option `interface: callback`"
-            )
-        self.interface = interface
-        self._seed = int(options.pop("seed", 0))
-        if interface == "callback" and self._seed:
-            raise ValueError(
-                "envpool option seed: the callback interface seeds every env from its agent "
-                "seed's key; drop the option (it applies to `interface: xla` only)"
-            )
+        self._seed = options.pop("seed", None)
         self._tasks = tasks or [(env_id, dict(options))]
         self._schedule = schedule or TaskSchedule(1, 1)
         known = set(envpool.list_all_envs())
@@ -189,6 +197,13 @@ class EnvpoolEnv(Environment):
         if len(obs_shapes) != 1 or len(actions) != 1:
             raise ValueError(f"envpool tasks differ in spaces: {obs_shapes}, {actions}")
         first = specs[0]
+        self.interface = _choose_interface(interface, tasks, first, self._tasks[0][0])
+        if self.interface == "callback" and self._seed is not None:
+            raise ValueError(
+                "envpool option seed: the callback interface seeds every env from its agent "
+                "seed's key; drop the option (it applies to `interface: xla` only)"
+            )
+        self._seed = int(self._seed or 0)
         self._dict_obs = hasattr(first.observation_space, "spaces")
         self._atari = self._tasks[0][0].endswith("-v5")
         # Per-env info fields passed on in ``extras`` (a fixed set, decided here).
