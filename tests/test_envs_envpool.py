@@ -130,8 +130,9 @@ def test_episodic_life_ends_a_life_not_the_game(interface):
 
 
 def test_ppo_masks_ignored_steps_on_the_xla_pool(tiny_config):
-    """PPO (Nature CNN torso) on the xla pool: 2 envs x 8 steps, 4-step episodes. Each env truncates at step
-    3, its restart at step 4 is ignored, so 14 of 16 transitions enter the loss."""
+    """PPO (Nature CNN torso) on the xla pool: 2 envs x 8 steps, 4-step episodes. Each env
+    truncates at step 3, its restart at step 4 is ignored, so 14 of 16 transitions enter
+    the loss."""
     import jax.numpy as jnp
 
     from plasticine_jax.agents.ppo import PPO
