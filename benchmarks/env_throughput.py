@@ -6,7 +6,7 @@ optimisation level), the best of ``--repeats`` timed runs after one warm-up run,
 steps per second of that run. Example:
 
     python benchmarks/env_throughput.py --envs cartpole minatar_breakout brax_ant \
-        atari_pong craftax_classic_symbolic --num-envs 64 --seeds 2 --steps 256
+        atari_pong atari_pong_callback craftax_classic_symbolic --num-envs 64 --seeds 2 --steps 256
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ DEFAULT_ENVS = [
     "minatar_game_sequence",
     "brax_ant",
     "atari_pong",
+    "atari_pong_callback",
     "craftax_classic_symbolic",
     "craftax_symbolic",
 ]
