@@ -20,8 +20,9 @@ quickstart: setup
 test: setup
 	$(BIN)/python -m pytest -q --durations=15
 
-# The same suite with every optional backend installed (craftax, brax, envpool): their
-# adapter tests run instead of skipping. Procgen also needs Qt 5 (see README).
+# What CI runs (.ci/run): the same suite with every optional backend installed (craftax,
+# brax, envpool), so their adapter tests run instead of skipping. Procgen also needs Qt 5
+# (see README).
 test-all:
 	$(MAKE) test EXTRAS=dev,all
 

@@ -1,6 +1,7 @@
 """Brax adapter and the dynamics-shift scenario."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -18,8 +19,8 @@ from plasticine_jax.envs.testing import (  # noqa: E402
 SEEDS, STEPS, SPT = 2, 6, 3
 
 
-def _shift_vs_base(env_id, friction=(1.0,), mass=(1.0,), **options):
-    shift = make_env(
+def _shift(env_id, friction=(1.0,), mass=(1.0,), **options):
+    return make_env(
         "brax",
         env_id,
         num_envs=2,
@@ -32,18 +33,40 @@ def _shift_vs_base(env_id, friction=(1.0,), mass=(1.0,), **options):
             "num_tasks": 2,
         },
     )
-    base = make_env("brax", env_id, num_envs=2, options=options)
+
+
+def _shift_vs_plain(env_id, friction=(1.0,), mass=(1.0,), **options):
+    """Rollouts ``[S, T, N]`` of a dynamics shift and of the same env with its own physics in
+    every task: same keys, hence the same initial states and random actions.
+
+    One program, one compile of the Brax pipeline (the test's whole cost): the shift's
+    per-task physics table and an all-ones table (unchanged physics) are vmapped inputs of
+    the same rollout, swapped in while tracing as Brax's own domain randomisation swaps
+    ``sys``.
+    """
+    shift = _shift(env_id, friction, mass, **options)
+    plain = _shift(env_id, **options)
+    own = jax.tree.leaves(shift.inner.sys)
+    # The physics of task 0 (and of every task of the all-ones table) is the env's own.
+    for sys in (shift.sys_for(jnp.int32(0)), plain.sys_for(jnp.int32(1))):
+        for a, b in zip(jax.tree.leaves(sys), own, strict=True):
+            np.testing.assert_array_equal(a, b)
+    tables = jax.tree.map(lambda *t: np.stack(t), shift._table, plain._table)
     keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
 
-    def both(k):  # one program for both rollouts: one compile
-        return rollout(shift, k, STEPS)[1], rollout(base, k, STEPS)[1]
+    def run(table, key):
+        saved, shift._table = shift._table, table
+        try:
+            return rollout(shift, key, STEPS)[1]
+        finally:
+            shift._table = saved
 
-    shifted, plain = jit_fast(jax.vmap(both), keys)
+    both = jit_fast(jax.vmap(jax.vmap(run, (None, 0)), (0, None)), tables, keys)
+    shifted, unchanged = (jax.tree.map(lambda x, i=i: x[i], both) for i in range(2))
     return (
         shift,
         assert_protocol(shift, shifted, SEEDS, STEPS),
-        base,
-        assert_protocol(base, plain, SEEDS, STEPS),
+        assert_protocol(shift, unchanged, SEEDS, STEPS),
     )
 
 
@@ -57,11 +80,12 @@ def _assert_changes_exactly_at_boundary(shifted, plain):
 
 
 def test_mass_change_changes_dynamics_and_brax_steps_under_jit_vmap():
-    shift, shifted, base, plain = _shift_vs_base("inverted_pendulum", mass=(1.0, 4.0))
-    assert base.spec.obs_shape == (4,) and base.spec.action_space.shape == (1,)
+    shift, shifted, plain = _shift_vs_plain("inverted_pendulum", mass=(1.0, 4.0))
+    assert shift.spec.obs_shape == (4,) and shift.spec.action_space.shape == (1,)
     assert shift.spec.num_tasks == 2 and shift.spec.steps_per_task == SPT
     _assert_changes_exactly_at_boundary(shifted, plain)
     np.testing.assert_array_equal(shifted.info.extras["mass_scale"][0, :, 0], [1, 1, 1, 4, 4, 4])
+    np.testing.assert_array_equal(shifted.info.extras["friction_scale"], 1)
 
 
 def test_dynamics_shift_forwards_the_episode_metric_hooks():
@@ -76,31 +100,43 @@ def test_dynamics_shift_forwards_the_episode_metric_hooks():
     assert shift.summarize_episode_metrics({"a": 1.0, "b": 2.0}) == {"ret_sum": 3.0}
 
 
-@pytest.mark.slow
-def test_brax_time_limit_truncates():
-    env = make_env("brax", "inverted_pendulum", num_envs=2, options={"episode_length": 2})
-    traj = check_protocol(env, num_seeds=1, num_steps=4)
-    assert traj.truncated[:, [1, 3]].all() and not traj.terminated.any()
-    np.testing.assert_array_equal(traj.info.episode_length[:, 1], 2)
-    # Truncated steps carry the true successor; the next obs is a fresh episode's.
-    assert not np.allclose(traj.info.final_obs[:, 1], traj.next_obs[:, 1])
+# Friction acts through contacts: the slippery ant of configs/envs/brax_slippery_ant.yaml.
+FRICTION_ENV = "ant"
 
 
 @pytest.mark.slow
 def test_friction_change_changes_contact_dynamics():
-    _, shifted, _, plain = _shift_vs_base("halfcheetah", friction=(1.0, 0.05))
+    # Also the ant's jit(vmap) protocol check (the rollouts go through BraxEnv.step_with).
+    shift, shifted, plain = _shift_vs_plain(FRICTION_ENV, friction=(1.0, 0.05))
+    assert shift.spec.obs_shape == (27,) and shift.spec.action_space.shape == (8,)
     _assert_changes_exactly_at_boundary(shifted, plain)
+    np.testing.assert_allclose(shifted.info.extras["friction_scale"][0, :, 0], [1] * 3 + [0.05] * 3)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", ["ant", "halfcheetah", "hopper", "walker2d"])
+@pytest.mark.parametrize(
+    "env_id", [e for e in ["ant", "halfcheetah", "hopper", "walker2d"] if e != FRICTION_ENV]
+)
 def test_brax_locomotion_steps(env_id):
     check_protocol(make_env("brax", env_id, num_envs=2), num_seeds=2, num_steps=2)
 
 
 @pytest.mark.slow
-def test_brax_backend_is_an_option():
-    env = make_env("brax", "inverted_pendulum", num_envs=2, options={"backend": "generalized"})
-    check_protocol(env, num_seeds=2, num_steps=2)
+def test_brax_backend_is_an_option_and_time_limit_truncates():
+    # The time limit is the adapter's own step counter, the same for every backend.
+    env = make_env(
+        "brax",
+        "inverted_pendulum",
+        num_envs=2,
+        options={"backend": "generalized", "episode_length": 2},
+    )
+    assert env._env.backend == "generalized"
+    traj = check_protocol(env, num_seeds=2, num_steps=4)
+    assert traj.truncated[:, [1, 3]].all() and not traj.truncated[:, [0, 2]].any()
+    assert not traj.terminated.any()
+    np.testing.assert_array_equal(traj.info.episode_length[:, 1], 2)
+    # Truncated steps carry the true successor; the next obs is a fresh episode's.
+    for s, i in np.ndindex(2, 2):
+        assert not np.allclose(traj.info.final_obs[s, 1, i], traj.next_obs[s, 1, i])
     with pytest.raises(ValueError, match="brax backend"):
         make_env("brax", "ant", 2, options={"backend": "physx"})

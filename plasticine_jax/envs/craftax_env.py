@@ -135,9 +135,13 @@ class CraftaxEnv(Environment):
         return obs.astype(jnp.float32), state
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, CraftaxState]:
-        env_key, pool_key = jax.random.split(key)
-        obs, env_state = self._generate(env_key, self.spec.num_envs)
-        pool_obs, pool_state = self._generate(pool_key, self.pool_size)
+        # One generation call for the envs and the pool: world generation is the largest
+        # part of the compiled program, and each call site is compiled separately.
+        n = self.spec.num_envs
+        all_obs, worlds = self._generate(key, n + self.pool_size)
+        obs, pool_obs = all_obs[:n], all_obs[n:]
+        env_state = jax.tree.map(lambda x: x[:n], worlds)
+        pool_state = jax.tree.map(lambda x: x[n:], worlds)
         zero = jnp.zeros((), jnp.int32)
         state = CraftaxState(
             env_state, EpisodeStats.zeros(self.spec.num_envs), pool_state, pool_obs, zero, zero
