@@ -158,8 +158,11 @@ class EnvpoolEnv(Environment):
       tasks: for task sequences, ``[(env_id, options), ...]`` per task (overrides
         ``env_id``/``options``); all must share observation and action spaces.
       schedule: the task schedule for ``tasks``.
+      interface: ``"xla"`` or ``"callback"`` (module docstring); ``None`` picks ``xla``
+        wherever it can serve the env.
       **options: envpool options (e.g. Atari's ``episodic_life``, ``reward_clip``,
-        ``noop_max``, ``stack_num``, ``img_height``; Procgen's ``num_levels``).
+        ``noop_max``, ``stack_num``, ``img_height``; Procgen's ``num_levels``), and
+        ``seed``: the base env seed of the ``xla`` interface (default 0).
     """
 
     def __init__(
@@ -204,14 +207,12 @@ class EnvpoolEnv(Environment):
                 "seed's key; drop the option (it applies to `interface: xla` only)"
             )
         self._seed = int(self._seed or 0)
-        self._dict_obs = hasattr(first.observation_space, "spaces")
         self._atari = self._tasks[0][0].endswith("-v5")
         # Per-env info fields passed on in ``extras`` (a fixed set, decided here).
         fields = getattr(first.config, "_fields", ())
         self._extras = ("lives",) if self._atari else ()
         if "num_levels" in fields:  # Procgen
             self._extras = ("level_seed",)
-        self._obs_dtype = None if self._dict_obs else first.observation_space.dtype
         self.spec = EnvSpec(
             name=f"envpool/{self._tasks[0][0]}",
             num_envs=num_envs,
