@@ -199,6 +199,10 @@ class PPO:
     def loss(self, params: Any, batch: Mapping[str, Array], hp: HP, anchor: Any):
         """PPO loss on a minibatch ``[B]`` plus the methods' penalties.
 
+        ``batch`` holds ``obs``, ``action``, ``log_prob``, ``value``, ``advantage``,
+        ``return`` and, for envs that mark ignored actions, ``valid`` (0/1): every mean,
+        advantage normalisation included, then runs over the valid rows only.
+
         Returns:
           ``(loss, aux)`` with aux the scalar loss terms.
         """

@@ -140,6 +140,15 @@ def _choose_interface(interface: str | None, tasks: Any, spec: Any, task_id: str
     return interface
 
 
+class _XlaPool(NamedTuple):
+    """A pool built for the XLA interface, with envpool's FFI functions bound to it."""
+
+    env: Any
+    handle: np.ndarray  # uint8 bytes of the pool's address: the first FFI call's input
+    recv: Any
+    send: Any
+
+
 class _Pool:
     """Host side: the envpool object, its size and the task it was built for."""
 
@@ -222,7 +231,7 @@ class EnvpoolEnv(Environment):
             steps_per_task=self._schedule.steps_per_task if tasks else 0,
         )
         self._pool = _Pool()
-        self._xla_pools: dict[int, Any] = {}
+        self._xla_pools: dict[int, _XlaPool] = {}
         self._xla_reset_sizes: set[int] = set()
 
     # ---- host side -------------------------------------------------------------------
@@ -310,8 +319,8 @@ class EnvpoolEnv(Environment):
         )
 
     # ---- XLA interface ----------------------------------------------------------------
-    def _xla_pool(self, size: int) -> tuple[Any, np.ndarray, Any, Any]:
-        """The pool of ``size`` envs (built at trace time) and its XLA functions."""
+    def _xla_pool(self, size: int) -> _XlaPool:
+        """The pool of ``size`` envs, built the first time a program using it is lowered."""
         if size not in self._xla_pools:
             import envpool
 
@@ -325,12 +334,13 @@ class EnvpoolEnv(Environment):
                 **topts,
             )
             handle, recv, send, _ = env.xla()
-            self._xla_pools[size] = (env, np.asarray(handle), recv, send)
+            self._xla_pools[size] = _XlaPool(env, np.asarray(handle), recv, send)
         return self._xla_pools[size]
 
     def _xla_reset_impl(self, token: jax.Array) -> tuple[jax.Array, jax.Array]:
         size = token.shape[0]
-        env, handle, _, _ = self._xla_pool(size)
+        pool = self._xla_pool(size)
+        env, handle = pool.env, pool.handle
         self._xla_reset_sizes.add(size)
 
         def host():
@@ -351,9 +361,9 @@ class EnvpoolEnv(Environment):
                 f"envpool: a step on {size} envs, but no reset on that many: call reset and "
                 "step under the same vmap (a reset key unbatched under vmap is not enough)"
             )
-        _, _, recv, send = self._xla_pool(size)
-        handle = send(handle, action, jnp.arange(size, dtype=jnp.int32))
-        handle, (obs, reward, term, trunc, info) = recv(handle)
+        pool = self._xla_pool(size)
+        handle = pool.send(handle, action, jnp.arange(size, dtype=jnp.int32))
+        handle, (obs, reward, term, trunc, info) = pool.recv(handle)
         order = jnp.argsort(info["env_id"])
         obs = _to_obs(obs, size, jnp)[order]
         extras = [info[k].astype(jnp.int32)[order] for k in self._extras]
@@ -465,10 +475,11 @@ def _reset_abstract(token, *, adapter):
 
 def _step_abstract(handle, action, *, adapter):
     size = action.shape[0]
-    flags = [ShapedArray((size,), jnp.float32), *(ShapedArray((size,), jnp.bool_),) * 2]
+    reward = ShapedArray((size,), jnp.float32)
+    terminated = truncated = ShapedArray((size,), jnp.bool_)
     extras = [ShapedArray((size,), jnp.int32) for _ in adapter._extras]
     obs = ShapedArray((size, *adapter.spec.obs_shape), jnp.float32)
-    return [handle, obs, *flags, *extras]
+    return [handle, obs, reward, terminated, truncated, *extras]
 
 
 def _fold(x: jax.Array, dim: int | None, axis_size: int) -> jax.Array:
