@@ -12,18 +12,27 @@ import time
 from collections.abc import Sequence
 
 import jax
+import yaml
 
 from plasticine_jax.config import load_config
 from plasticine_jax.config.schema import MethodConfig
+from plasticine_jax.envs.registry import CONFIG_DIR
 from plasticine_jax.runner.plan import plan
 from plasticine_jax.runner.program import Program
 
 NUM_ENVS, NUM_STEPS = 8, 128
-ATARI = (
-    "interface: xla, episodic_life: true, reward_clip: true, noop_max: 30, stack_num: 4, "
-    "img_height: 84, img_width: 84, gray_scale: true, repeat_action_probability: 0.0, "
-    "max_episode_steps: 27000"
-)
+
+
+def named_env(name: str, **options: object) -> list[str]:
+    """Config overrides selecting ``configs/envs/<name>.yaml``'s backend, id and options
+    (``options`` overriding single entries), so a benchmark runs what users run."""
+    with open(CONFIG_DIR / f"{name}.yaml") as f:
+        env = yaml.safe_load(f)["env"]
+    merged = {**env["options"], **options}
+    flow = yaml.safe_dump(merged, default_flow_style=True, width=10**6).strip()
+    return [f"env.backend={env['backend']}", f"env.id={env['id']}", f"env.options={flow}"]
+
+
 ENVS = {
     "cartpole": ["env.id=CartPole-v1"],
     "breakout": [
@@ -35,17 +44,10 @@ ENVS = {
         "agent.network.shared_torso=true",
     ],
     # Brax ant (positional pipeline), Gaussian policy, CleanRL's continuous MLP.
-    "brax_ant": [
-        "env.backend=brax",
-        "env.id=ant",
-        "env.options={backend: positional, episode_length: 1000}",
-        "agent.network.hidden_sizes=[64, 64]",
-    ],
+    "brax_ant": [*named_env("brax_ant"), "agent.network.hidden_sizes=[64, 64]"],
     # Atari Pong through envpool (standard preprocessing), CleanRL's Atari network.
     "atari_pong": [
-        "env.backend=envpool",
-        "env.id=Pong-v5",
-        f"env.options={{{ATARI}}}",
+        *named_env("atari_pong"),
         "agent.num_minibatches=4",
         "agent.network.torso=atari_cnn",
         "agent.network.hidden_sizes=[512]",
@@ -54,15 +56,14 @@ ENVS = {
     ],
     # Craftax-Classic, symbolic observations, optimistic resets.
     "craftax_classic": [
-        "env.backend=craftax",
-        "env.id=Craftax-Classic-Symbolic-v1",
-        "env.options={reset_ratio: 4}",
+        *named_env("craftax_classic_symbolic", reset_ratio=4),
         "agent.network.hidden_sizes=[256, 256]",
         "agent.network.activation=relu",
     ],
 }
 ENVS["atari_pong_callback"] = [
-    o.replace("interface: xla", "interface: callback") for o in ENVS["atari_pong"]
+    *named_env("atari_pong_callback"),
+    *ENVS["atari_pong"][3:],  # the same network
 ]
 
 
