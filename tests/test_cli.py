@@ -93,3 +93,25 @@ def test_wandb_offline_writes_a_local_run(tmp_path):
     offline = list((result.run_dir / "wandb").glob("offline-run-*"))
     assert offline, "wandb offline run directory missing"
     assert any(offline[0].rglob("*.wandb"))
+
+
+def test_static_sweep_with_checkpoints_runs_every_group_and_resumes_across_groups(tmp_path):
+    """Two compile groups with checkpointing on: a finished group's checkpoint pointer has
+    no file, and the next group must start from it (this crashed), also after a resume."""
+    base = tiny(run={"out_dir": str(tmp_path)})
+    over = ["sweep.agent.network.hidden_sizes=[[8],[16]]"]
+    full = run(load_config(data=base, overrides=[*over, "run.name=full"]))
+    assert full.status == "finished"
+    rows = _rows(full.run_dir)
+    assert {r["group"] for r in rows} == {"0", "1"} and len(rows) == 2 * 2 * 4
+    # chunks of 2 updates, 4 updates a group: stop after the first group's last chunk
+    part = run(load_config(data=base, overrides=[*over, "run.name=part"]), stop_after_chunks=2)
+    assert part.status == "interrupted"
+    assert {r["group"] for r in _rows(part.run_dir)} == {"0"}
+    resumed = run(resume=part.run_dir)
+    assert resumed.status == "finished"
+    a, b = _rows(full.run_dir), _rows(resumed.run_dir)
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b, strict=True):
+        for k in ("group", "update", "member", "pg_loss", "v_loss", "grad_norm"):
+            np.testing.assert_allclose(float(ra[k]), float(rb[k]), rtol=1e-6, err_msg=k)

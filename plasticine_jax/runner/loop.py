@@ -232,7 +232,7 @@ def _plan_json(groups: list[CompileGroup]) -> list[dict[str, Any]]:
 def _write_checkpoint(run_dir: Path, group: int, update: int, num_updates: int, states) -> None:
     """Writes the states, then the pointer to them; each write is atomic, so a crash at any
     moment leaves the previous or the new checkpoint, never a mix."""
-    old = run_dir / _read_checkpoint_meta(run_dir).get("file", "none")
+    old_name = _read_checkpoint_meta(run_dir).get("file")
     if update >= num_updates:  # group finished: the next group starts fresh
         meta = {"group": group + 1, "update": 0, "file": None}
     else:
@@ -240,8 +240,8 @@ def _write_checkpoint(run_dir: Path, group: int, update: int, num_updates: int, 
         _atomic_write(run_dir / name, serialization.to_bytes(states))
         meta = {"group": group, "update": update, "file": name}
     _atomic_write(run_dir / "checkpoint.json", json.dumps(meta).encode())
-    if old.is_file() and old.name != meta["file"]:
-        old.unlink()
+    if old_name and old_name != meta["file"] and (run_dir / old_name).is_file():
+        (run_dir / old_name).unlink()
 
 
 def _read_checkpoint_meta(run_dir: Path) -> dict[str, Any]:
