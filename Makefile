@@ -3,8 +3,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
+comma := ,
 
-.PHONY: setup quickstart test test-all lint bench
+.PHONY: setup system-deps quickstart test test-all lint bench
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +13,14 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-setup: $(VENV)/.installed-$(EXTRAS)
+# Extras whose native libraries need system packages (envpool's Procgen: Qt 5) get them
+# here, through apt-get when root, else a stop with the exact command (scripts/system-deps.sh).
+system-deps:
+ifneq ($(filter envpool all,$(subst $(comma), ,$(EXTRAS))),)
+	bash scripts/system-deps.sh
+endif
+
+setup: system-deps $(VENV)/.installed-$(EXTRAS)
 
 quickstart: setup
 	$(BIN)/plasticine-jax run configs/quickstart.yaml
@@ -21,8 +29,8 @@ test: setup
 	$(BIN)/python -m pytest -q --durations=15
 
 # What CI runs (.ci/run): the same suite with every optional backend installed (craftax,
-# brax, envpool), so their adapter tests run instead of skipping. Procgen also needs Qt 5
-# (see README).
+# brax, envpool), so their adapter tests run instead of skipping. Procgen also needs Qt 5,
+# which setup installs (system-deps).
 test-all:
 	$(MAKE) test EXTRAS=dev,all
 
