@@ -255,10 +255,35 @@ def test_feature_norm_and_variance_by_hand():
     f = jnp.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     # norms 5, 0, 1, 2 -> mean 2
     np.testing.assert_allclose(feature_norm(f), 2.0)
-    # column 0: [3,0,1,0] mean 1, var (4+1+0+1)/4 = 1.5; column 1: [4,0,0,2] mean 1.5,
-    # var (6.25+2.25+2.25+0.25)/4 = 2.75; mean 2.125
-    np.testing.assert_allclose(feature_variance(f), 2.125)
-    np.testing.assert_allclose(feature_variance(jnp.ones((5, 3))), 0.0)
+    # Plasticine (default): each row's variance over its features, ddof 1:
+    # [3,4] -> 0.5, [0,0] -> 0, [1,0] -> 0.5, [0,2] -> 2; mean 0.75
+    np.testing.assert_allclose(feature_variance(f), 0.75)
+    # over the batch: column 0: [3,0,1,0] mean 1, var (4+1+0+1)/4 = 1.5; column 1: [4,0,0,2]
+    # mean 1.5, var (6.25+2.25+2.25+0.25)/4 = 2.75; mean 2.125
+    np.testing.assert_allclose(feature_variance(f, over="batch"), 2.125)
+    for over in ("features", "batch"):
+        np.testing.assert_allclose(feature_variance(jnp.ones((5, 3)), over), 0.0)
+
+
+def test_feature_variance_conventions_differ_on_collapsed_features():
+    # Every sample maps to the same non-constant vector: no spread over the batch, but each
+    # sample's features spread (var([1, 3]) = 2 with ddof 1).
+    f = jnp.tile(jnp.array([[1.0, 3.0]]), (4, 1))
+    np.testing.assert_allclose(feature_variance(f), 2.0)
+    np.testing.assert_allclose(feature_variance(f, over="batch"), 0.0)
+    np.testing.assert_allclose(feature_variance(jnp.ones((4, 1)) * 7.0), 0.0)  # D = 1: no NaN
+    with pytest.raises(ValueError, match="over must be one of"):
+        feature_variance(f, over="samples")
+
+
+@pytest.mark.parametrize("shape", [(64, 16), (8, 32)])
+def test_feature_variance_matches_numpy(shape):
+    f = np.asarray(jax.random.normal(jax.random.key(7), shape)) * np.linspace(0.5, 3.0, shape[1])
+    # torch.mean(torch.var(features, dim=1)) in Plasticine's metrics: unbiased, per sample.
+    np.testing.assert_allclose(feature_variance(jnp.asarray(f)), np.var(f, axis=1, ddof=1).mean(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(feature_variance(jnp.asarray(f), over="batch"),
+                               np.var(f, axis=0).mean(), rtol=1e-5)
 
 
 def test_weight_magnitude_change_global_norm_by_hand():
@@ -364,6 +389,12 @@ def test_plasticity_metrics_keys_and_values():
         **probe, activation="relu", tau=0.0, squared_rank=True, rank_threshold=0.5
     )
     np.testing.assert_allclose(sq["stable_rank/actor"], stable_rank(f, 0.5, squared=True))
+    fa = np.asarray(f)
+    np.testing.assert_allclose(out["feature_variance/actor"], np.var(fa, 1, ddof=1).mean(),
+                               rtol=1e-5)
+    by_batch = plasticity_metrics(**probe, activation="relu", tau=0.0, variance_over="batch")
+    np.testing.assert_allclose(by_batch["feature_variance/actor"], np.var(fa, 0).mean(),
+                               rtol=1e-5)
 
 
 def test_plasticity_metrics_jit_matches_eager_and_traces_once():
@@ -404,8 +435,11 @@ def test_rank_vmap_wide_and_tall(shape):
 def test_scalar_metrics_under_jit_and_vmap():
     f = jnp.stack([jnp.array([[3.0, 4.0], [0.0, 0.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])])
     np.testing.assert_allclose(jax.jit(jax.vmap(feature_norm))(f), [2.5, 1.0])
-    # per example: [(2.25 + 4) / 2, (0.25 + 0.25) / 2]
-    np.testing.assert_allclose(jax.jit(jax.vmap(feature_variance))(f), [3.125, 0.25])
+    # per member, each row's variance over its 2 features (ddof 1): [(0.5 + 0) / 2, 0.5]
+    np.testing.assert_allclose(jax.jit(jax.vmap(feature_variance))(f), [0.25, 0.5])
+    # over the batch, per member: [(2.25 + 4) / 2, (0.25 + 0.25) / 2]
+    by_batch = jax.jit(jax.vmap(lambda x: feature_variance(x, "batch")))(f)
+    np.testing.assert_allclose(by_batch, [3.125, 0.25])
     np.testing.assert_allclose(
         jax.jit(jax.vmap(lambda x: active_fraction(x, "relu")))(f), [0.5, 0.5]
     )

@@ -380,6 +380,7 @@ class PPO:
             tau=m.dormant_tau,
             rank_threshold=m.rank_threshold,
             squared_rank=m.squared_rank,
+            variance_over=m.feature_variance_over,
         )
         if self.continuous:
             entropy = D.gaussian_entropy(out.policy, out.log_std).mean()

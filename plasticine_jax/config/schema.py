@@ -91,6 +91,12 @@ class MetricsConfig:
     dormant_tau: float = _f(0.025, range=(0.0, None), help="ReDo/Plasticine dormancy threshold")
     rank_threshold: float = _f(0.99, range=(0.0, 1.0), help="stable-rank mass threshold")
     squared_rank: bool = _f(False, help="stable rank on squared singular values")
+    feature_variance_over: str = _f(
+        "features",
+        choices=("features", "batch"),
+        help="feature variance over each sample's features, ddof 1 (Plasticine), or over "
+        "the batch per feature dim, ddof 0",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,9 @@ METRICS: dict[str, str] = {
     "stable_rank": "singular directions covering 99% of the spectrum (Kumar et al. 2021)",
     "effective_rank": "exp of the entropy of normalised singular values (Roy & Vetterli 2007)",
     "feature_norm": "mean over the batch of the L2 norm of each feature vector",
-    "feature_variance": "mean over feature dims of the variance over the batch",
+    "feature_variance": "mean over the batch of each sample's variance over its features "
+    "(ddof 1, Plasticine); or, with metrics.feature_variance_over=batch, mean over dims of "
+    "the variance over the batch",
     "weight_magnitude": "root mean square of all parameter entries",
     "weight_change": "root mean square of the parameter change over an update",
     "global_norm": "L2 norm over all leaves (gradient norm)",

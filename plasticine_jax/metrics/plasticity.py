@@ -35,6 +35,7 @@ def plasticity_metrics(
     tau: float | Array,
     rank_threshold: float = 0.99,
     squared_rank: bool = False,
+    variance_over: str = "features",
 ) -> dict[str, Array]:
     """Dormant ratio, feature and weight statistics in one flat dict.
 
@@ -53,6 +54,8 @@ def plasticity_metrics(
         tau: dormant threshold, float or traced.
         rank_threshold: ``stable_rank`` threshold.
         squared_rank: ``stable_rank`` on squared singular values (static).
+        variance_over: ``feature_variance`` convention, ``"features"`` (Plasticine's) or
+            ``"batch"`` (static).
 
     Returns:
         dict of float32 scalars.
@@ -69,7 +72,7 @@ def plasticity_metrics(
         out[f"stable_rank/{k}"] = stable_rank_of_spectrum(spectrum, rank_threshold, squared_rank)
         out[f"effective_rank/{k}"] = effective_rank_of_spectrum(spectrum)
         out[f"feature_norm/{k}"] = feature_norm(f)
-        out[f"feature_variance/{k}"] = feature_variance(f)
+        out[f"feature_variance/{k}"] = feature_variance(f, variance_over)
     out["weight_magnitude"] = weight_magnitude(params)
     out["weight_change"] = weight_change(params_before, params)
     return {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}

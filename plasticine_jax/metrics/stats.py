@@ -29,20 +29,39 @@ def feature_norm(features: Array) -> Array:
     return jnp.mean(jnp.linalg.norm(f, axis=-1))
 
 
-def feature_variance(features: Array) -> Array:
-    """Mean over feature dims of the population variance over the batch.
+VARIANCE_OVER = ("features", "batch")
 
-    ``mean_d (1/B) sum_b (f_bd - mean_b f_bd)^2`` (ddof = 0). Collapsed features, where every
-    input maps to the same vector, give 0.
+
+def feature_variance(features: Array, over: str = "features") -> Array:
+    """Feature variance, in one of two conventions that give different numbers.
+
+    * ``over="features"`` (default, Plasticine's ``compute_feature_variance``): the unbiased
+      variance of each sample's ``D`` features, averaged over the batch,
+      ``mean_b (1/(D-1)) sum_d (f_bd - mean_d f_bd)^2`` (``torch.var(f, dim=1)``, ddof 1).
+      It is 0 when every sample's features are equal to each other (a constant vector),
+      even if samples differ. ``D = 1`` gives 0 rather than NaN.
+    * ``over="batch"``: the population variance of each feature dim over the batch,
+      averaged over dims, ``mean_d (1/B) sum_b (f_bd - mean_b f_bd)^2`` (ddof 0). It is 0
+      for collapsed features, where every input maps to the same vector.
 
     Args:
         features: ``[B, D]``.
+        over: ``"features"`` or ``"batch"`` (static).
 
     Returns:
         float32 scalar.
+
+    References:
+        Plasticine, arXiv 2504.17490; code ``plasticine/metrics.py`` (2025 tree), kept
+        commented out in ``plasticine_metrics/metrics.py`` of the current tree.
     """
+    if over not in VARIANCE_OVER:
+        raise ValueError(f"feature_variance: over must be one of {VARIANCE_OVER}, got {over!r}")
     f = features.astype(jnp.float32)
-    return jnp.mean(jnp.var(f, axis=0))
+    if over == "batch":
+        return jnp.mean(jnp.var(f, axis=0))
+    ddof = 1 if f.shape[-1] > 1 else 0
+    return jnp.mean(jnp.var(f, axis=-1, ddof=ddof))
 
 
 def _sum_squares_and_count(tree: Any) -> tuple[Array, int]:
