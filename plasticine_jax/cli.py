@@ -29,12 +29,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     print(format_table(result.summary))
+    for note in result.notes:
+        print(f"note: {note}")
     print(
         f"\n{result.status}: programs compiled {result.programs_compiled}; "
         f"run directory {result.run_dir}"
     )
     if result.status == "interrupted":
-        print(f"resume with: plasticine-jax run --resume {result.run_dir}")
+        if result.resumable:
+            print(f"resume with: plasticine-jax run --resume {result.run_dir}")
+        else:
+            print("this run steps envpool and cannot be resumed exactly; its rows are kept")
     return 0
 
 
@@ -43,6 +48,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     print(listing())
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from plasticine_jax.doctor import exit_code, format_checks, run_checks
+
+    checks = run_checks()
+    print(format_checks(checks))
+    return exit_code(checks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_cmd_run)
     ls = sub.add_parser("list", help="environments, agents, methods and metrics")
     ls.set_defaults(fn=_cmd_list)
+    dr = sub.add_parser("doctor", help="check the install: jax pin, devices, extras, paths")
+    dr.set_defaults(fn=_cmd_doctor)
     return p
 
 
