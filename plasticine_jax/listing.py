@@ -5,11 +5,14 @@ from __future__ import annotations
 
 def _envs() -> list[str]:
     """One line per named environment (``configs/envs/*.yaml``): name, backend and id, the
-    continual scenario, and the optional extra it needs with whether it is installed."""
+    continual scenario, and the optional extra it needs with whether it is installed (and,
+    for envpool's Procgen, whether the Qt 5 runtime it loads is there)."""
+    from plasticine_jax import system
     from plasticine_jax.envs.registry import list_envs
 
     entries = list_envs()
     width = max((len(e.name) for e in entries), default=0)
+    qt_missing: tuple[str, ...] | None = None  # probed once, and only if a Procgen env needs it
     lines = []
     for e in entries:
         what = f"{e.backend} {e.env_id}"
@@ -17,10 +20,15 @@ def _envs() -> list[str]:
             what += f" + {e.scenario}"
         if not e.extra:
             status = "core install"
-        elif e.installed:
-            status = f"extra [{e.extra}], installed"
+        elif not e.installed:
+            status = f"extra [{e.extra}], NOT installed: {system.install_hint(e.extra)}"
         else:
-            status = f"extra [{e.extra}], NOT installed: pip install 'plasticine-jax[{e.extra}]'"
+            status = f"extra [{e.extra}], installed"
+            if system.needs_qt5(e.backend, e.env_id, e.scenario):
+                if qt_missing is None:
+                    qt_missing = system.missing_qt5_libraries()
+                if qt_missing:
+                    status += f", NOT usable: Qt 5 runtime missing; run {system.qt5_fix()}"
         lines.append(f"{e.name:<{width}}  {what}  ({status})")
     return lines
 

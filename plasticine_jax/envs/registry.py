@@ -54,16 +54,18 @@ def require_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown env backend {backend!r}; choose one of {list(BACKENDS)}")
     if not _extra_installed(backend):
+        from plasticine_jax.system import QT5_PACKAGES, install_hint
+
         extra, modules = _EXTRAS[backend]
         hint = ""
         if backend == "envpool":
             hint = (
                 " Procgen through envpool also needs Debian's Qt 5 runtime: "
-                "`apt-get install -y libqt5core5a libqt5gui5`."
+                f"`apt-get install -y {' '.join(QT5_PACKAGES)}`."
             )
         raise MissingExtraError(
             f"the {backend!r} environment backend needs {', '.join(modules)}, which is not "
-            f"installed: run `pip install 'plasticine-jax[{extra}]'`.{hint}"
+            f"installed: run {install_hint(extra)}.{hint}"
         )
 
 
