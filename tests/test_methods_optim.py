@@ -278,6 +278,50 @@ def test_trac_disabled_is_base():
     chex.assert_trees_all_equal(u, base.update(grads, base.init(params), params)[0])
 
 
+def _trac_midrun(tx, params, key):
+    """A TRAC state after three steps, so that x != θ_ref and the tuners have moved."""
+    state = tx.init(params)
+    for k in jax.random.split(key, 3):
+        u, state = tx.update(random_like(params, k, 1.0), state, params, max_grad_norm=0.1)
+        params = optax.apply_updates(params, u)
+    return params, state
+
+
+def test_trac_h_reads_the_clipped_gradient():
+    # TRAC around chain(clip, adam) told the threshold equals TRAC around adam fed the
+    # clipped gradient: h and the base update both see the clipped gradient.
+    hp = hp_of("trac", s_prev=1e-3)
+    _, params = tiny_params()
+    clipped = trac_tx(optax.chain(optax.clip_by_global_norm(0.1), optax.adam(1e-3)), hp)
+    params, state = _trac_midrun(clipped, params, jax.random.PRNGKey(2))
+    grads = random_like(params, jax.random.PRNGKey(3), 1.0)
+    assert float(optax.global_norm(grads)) > 10 * 0.1
+    u, new = clipped.update(grads, state, params, max_grad_norm=0.1)
+    g_clipped, _ = optax.clip_by_global_norm(0.1).update(grads, optax.EmptyState())
+    plain = trac_tx(optax.adam(1e-3), hp)
+    plain_state = state._replace(inner=state.inner[1])
+    u_ref, ref = plain.update(g_clipped, plain_state, params)
+    chex.assert_trees_all_close(u, u_ref, rtol=1e-5, atol=1e-8)
+    chex.assert_trees_all_close((new.s, new.sigma, new.variance), (ref.s, ref.sigma, ref.variance))
+    # Reading the raw gradient (no threshold) gives other tuner statistics.
+    _, raw = clipped.update(grads, state, params)
+    assert not np.allclose(raw.sigma, new.sigma, rtol=1e-3)
+
+
+def test_trac_reference_point_is_taken_at_the_first_step():
+    # The reference records θ_ref on the first step() (lazy _init_state), not at construction.
+    hp = hp_of("trac")
+    _, params = tiny_params()
+    tx = trac_tx(optax.adam(1e-3), hp)
+    state = tx.init(jax.tree.map(jnp.zeros_like, params))
+    _, state = tx.update(random_like(params, jax.random.PRNGKey(1)), state, params)
+    chex.assert_trees_all_equal(state.theta_ref, params)
+    assert int(state.count) == 1
+    moved = jax.tree.map(lambda x: x + 1.0, params)
+    _, state = tx.update(random_like(params, jax.random.PRNGKey(2)), state, moved)
+    chex.assert_trees_all_equal(state.theta_ref, params)
+
+
 def test_kron_reduces_quadratic():
     hp = hp_of("kron", lr=0.05)
     before, after = quadratic_run(lambda: kron_tx(optax.set_to_zero(), hp), steps=300)

@@ -258,6 +258,7 @@ class PPO:
             updates, opt_state = tx.update(
                 grads, learner.opt_state, learner.params, key=k_tx,
                 grad_fn=lambda p: grad_fn(p, mb, hp, learner.init_params)[0],
+                max_grad_norm=hp["agent"]["max_grad_norm"],
             )  # fmt: skip
             params = optax.apply_updates(learner.params, updates)
             aux = {**aux, "grad_norm": optax.global_norm(grads)}

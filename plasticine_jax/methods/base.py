@@ -11,9 +11,11 @@ Hooks (all optional):
   The wrapped transform is called as ``tx.update(grads, state, params, key=key)``; use
   ``optax.GradientTransformationExtraArgs`` to receive the per-step PRNG ``key``.
   Extra arguments the agent passes reach every wrapper: ``key`` (per-step PRNG key, distinct
-  per vmapped seed) and ``grad_fn`` (``params -> grads`` on the current minibatch; SAM needs
-  it). A wrapper's ``NamedTuple`` state may list ``persist_fields``: fields an
-  optimizer-state reset must keep (anchors such as θ₀, initial norms, clipping bounds).
+  per vmapped seed), ``grad_fn`` (``params -> grads`` on the current minibatch; SAM needs
+  it) and ``max_grad_norm`` (the agent's global-norm clip threshold, applied inside the base
+  optimizer; TRAC clips with it the gradient it reads). A wrapper's ``NamedTuple`` state may
+  list ``persist_fields``: fields an optimizer-state reset must keep (anchors such as θ₀,
+  initial norms, clipping bounds).
 * ``penalty(params, anchor_params, hp) -> scalar``: added to the loss; ``anchor_params``
   are the parameters at initialisation (L2-to-init, Parseval, ...).
 * ``intervention``: an ``Intervention`` fired by a traced schedule between updates
