@@ -1,9 +1,11 @@
 """Methods named by import path: "your own method is an optax transform".
 
 A config entry ``{name: "my_pkg.my_module:my_transform", options: {...}, hp: {...}}`` names a
-callable. If calling it with the ``options`` returns a ``Method``, that is the method. If it
-returns an ``optax.GradientTransformation``, it becomes a method whose optimizer hook chains
-it with the agent's optimizer, rebuilding it inside the compiled program as
+callable; its module is imported from the Python path, or else from the current directory
+(as ``python -m`` would), so ``my_methods.py`` beside you needs no ``PYTHONPATH``. If calling
+it with the ``options`` returns a ``Method``, that is the method. If it returns an
+``optax.GradientTransformation``, it becomes a method whose optimizer hook chains it with the
+agent's optimizer, rebuilding it inside the compiled program as
 ``my_transform(**options, **hp)`` with ``hp`` traced arrays:
 
 * its traced hyperparameters are the callable's keyword parameters that have a numeric
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,15 +36,59 @@ from plasticine_jax.methods.base import HP, Method
 CHAIN = ("after", "before")
 
 
+def _not_found(error: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether ``error`` says ``module_name`` itself (or a parent package) does not exist, as
+    opposed to a module it imports."""
+    return error.name is not None and (module_name + ".").startswith(error.name + ".")
+
+
+def _import(module_name: str, path: str) -> Any:
+    """Imports ``module_name``, looking in the current directory last if nothing else has it.
+
+    ``python -m`` puts the current directory on the import path; a console script does not,
+    so ``my_methods:scaled_sign`` run from the folder holding ``my_methods.py`` would need
+    ``PYTHONPATH=.``. The directory goes at the end of ``sys.path``: an importable module
+    (numpy, optax, ...) is never shadowed by a same-named file there.
+    """
+    cwd = os.getcwd()
+    for attempt in ("path", "cwd"):
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if not _not_found(e, module_name):
+                raise ValueError(
+                    f"method {path!r}: importing module {module_name!r} failed: {e}"
+                ) from None
+            if attempt == "cwd" or cwd in sys.path or "" in sys.path:
+                break
+            sys.path.append(cwd)
+            importlib.invalidate_caches()
+        except Exception as e:  # the user's module raised while importing (SyntaxError, ...)
+            raise ValueError(
+                f"method {path!r}: importing module {module_name!r} raised "
+                f"{type(e).__name__}: {e}"
+            ) from None
+    file = module_name.replace(".", os.sep) + ".py"
+    raise ValueError(
+        f"method {path!r}: no module named {module_name!r} on the Python path or in the "
+        f"current directory {cwd}; run from the folder that holds {file}, or add its folder "
+        "to PYTHONPATH (PYTHONPATH=/path/to/folder plasticine-jax run ...)"
+    )
+
+
 def resolve(path: str) -> Callable[..., Any]:
-    """``"pkg.module:attr"`` -> the attribute (``attr`` may be dotted)."""
+    """``"pkg.module:attr"`` -> the attribute (``attr`` may be dotted).
+
+    The module is imported from the Python path, else from the current directory.
+
+    Raises:
+      ValueError: a malformed path, a module that cannot be found or fails to import (the
+        message names the module, the current directory and the fix), a missing attribute.
+    """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ValueError(f"method import path must look like 'package.module:name', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"method {path!r}: cannot import module {module_name!r} ({e})") from None
+    obj: Any = _import(module_name, path)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"method {path!r}: module {module_name!r} has no {attr!r}")
