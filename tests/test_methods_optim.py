@@ -322,21 +322,26 @@ def test_trac_reference_point_is_taken_at_the_first_step():
     chex.assert_trees_all_equal(state.theta_ref, params)
 
 
-def test_kron_reduces_quadratic():
-    hp = hp_of("kron", lr=0.05)
-    before, after = quadratic_run(lambda: kron_tx(optax.set_to_zero(), hp), steps=300)
+@pytest.mark.parametrize("variant", ["kron_torch", "psgd_jax"])
+def test_kron_reduces_quadratic(variant):
+    m = make_method("kron", {"variant": variant})
+    hp = {k: jnp.float32(v) for k, v in m.hp.items()}
+    base = optax.inject_hyperparams(optax.sgd)(learning_rate=0.05)  # Kron's learning rate
+    before, after = quadratic_run(lambda: kron_tx(base, hp, variant=variant), steps=300)
     assert after < 0.05 * before
 
 
-def test_kron_reads_base_learning_rate_and_uses_key():
-    hp = hp_of("kron")
+@pytest.mark.parametrize("variant", ["kron_torch", "psgd_jax"])
+def test_kron_reads_base_learning_rate_and_uses_key(variant):
+    m = make_method("kron", {"variant": variant})
+    hp = {k: jnp.float32(v) for k, v in m.hp.items()}
     base = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
     params = {"layer": {"kernel": jnp.ones((6, 4)), "bias": jnp.ones((4,))}}
     grads = random_like(params, jax.random.PRNGKey(1))
-    tx = kron_tx(base, hp)
+    tx = kron_tx(base, hp, variant=variant)
     u, _ = jax.jit(lambda g: tx.update(g, tx.init(params), params, key=KEY))(grads)
     assert all(float(jnp.max(jnp.abs(x))) == 0.0 for x in jax.tree.leaves(u))
-    tx = kron_tx(optax.inject_hyperparams(optax.adam)(learning_rate=1.0), hp)
+    tx = kron_tx(optax.inject_hyperparams(optax.adam)(learning_rate=1.0), hp, variant=variant)
     state = tx.init(params)
     # after the first (always-updating) step, different keys give different preconditioners
     step = jax.jit(lambda k: tx.update(grads, state, params, key=k)[1])
@@ -347,11 +352,13 @@ def test_kron_reads_base_learning_rate_and_uses_key():
     np.testing.assert_allclose(q1, jnp.triu(q1))
 
 
-def test_kron_randomness_differs_between_vmapped_seeds():
-    hp = hp_of("kron")
+@pytest.mark.parametrize("variant", ["kron_torch", "psgd_jax"])
+def test_kron_randomness_differs_between_vmapped_seeds(variant):
+    m = make_method("kron", {"variant": variant})
+    hp = {k: jnp.float32(v) for k, v in m.hp.items()}
     params = {"layer": {"kernel": jnp.ones((6, 4)), "bias": jnp.ones((4,))}}
     grads = random_like(params, jax.random.PRNGKey(1))
-    tx = kron_tx(optax.inject_hyperparams(optax.adam)(learning_rate=1.0), hp)
+    tx = kron_tx(optax.inject_hyperparams(optax.adam)(learning_rate=1.0), hp, variant=variant)
     step = lambda k: tx.update(grads, tx.init(params), params, key=k)  # noqa: E731
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
     u, s = jax.jit(jax.vmap(step))(keys)
