@@ -29,12 +29,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     print(format_table(result.summary))
+    for note in result.notes:
+        print(f"note: {note}")
     print(
         f"\n{result.status}: programs compiled {result.programs_compiled}; "
         f"run directory {result.run_dir}"
     )
     if result.status == "interrupted":
-        print(f"resume with: plasticine-jax run --resume {result.run_dir}")
+        if result.resumable:
+            print(f"resume with: plasticine-jax run --resume {result.run_dir}")
+        else:
+            print("this run steps envpool and cannot be resumed exactly; its rows are kept")
     return 0
 
 

@@ -53,7 +53,6 @@ def test_there_are_experiment_configs():
         (["agent.hp.gamma=1.5"], "agent.hp.gamma=1.5 is out of range; allowed: [0.0, 1.0]"),
         (["agent.network.norm=batch"], "agent.network.norm='batch' is not allowed"),
         (["agent.num_minibatches=3"], "is not divisible by agent.num_minibatches=3"),
-        (["run.chunk_updates=3"], "run.chunk_updates=3 does not divide the 4 updates"),
         (["metrics.probe_size=1000"], "metrics.probe_size=1000 exceeds the rollout batch"),
         (["run.total_timesteps=10"], "is less than one update"),
         (["agent.network.activation=relu6"], "activation='relu6' is unknown"),
@@ -153,3 +152,28 @@ def test_readme_user_transform_sweep_is_one_program():
     scale = np.asarray(group.hp["methods"]["tests.user_methods:scaled_sign"]["scale"])
     np.testing.assert_allclose(sorted(set(scale.tolist())), [1e-4, 1e-3], rtol=1e-6)
     assert len(group.members) == 2 * cfg.run.num_seeds
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("1e-3", 1e-3), ("1E-3", 1e-3), (".5", 0.5), ("5.", 5.0), ("1_000", 1000),
+     ("1.0e-3", 1e-3), ("-2e+4", -2e4), ("+.5", 0.5), ("3", 3)],
+)
+def test_numbers_as_people_write_them_in_files_overrides_and_sweeps(tmp_path, text, value):
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string; configs read it as the number."""
+    from tests.conftest import tiny
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"include: []\nagent:\n  hp:\n    max_grad_norm: {text}\n")
+    assert load_config(path).agent.hp.max_grad_norm == value
+    cfg = load_config(data=tiny(), overrides=[f"agent.hp.max_grad_norm={text}",
+                                              f"sweep.agent.hp.ent_coef=[{text}, 0.1]"])
+    assert cfg.agent.hp.max_grad_norm == value and cfg.sweep["agent.hp.ent_coef"][0] == value
+    big = load_config(data=tiny(), overrides=["run.total_timesteps=1E5"])
+    assert big.run.total_timesteps == 100_000
+
+
+def test_a_string_that_is_not_a_number_is_still_refused(tiny_config):
+    with pytest.raises(ConfigError, match="agent.hp.lr: expected a number, got '1e-3x'"):
+        load_config(data=__import__("tests.conftest").conftest.tiny(),
+                    overrides=["agent.hp.lr=1e-3x"])

@@ -65,7 +65,7 @@ def _check_run(prog):
     chex.assert_trees_all_equal_shapes_and_dtypes(s0, s1)
     for k in LOSSES:
         assert np.isfinite(out[k]).all(), k
-    for leaf in jax.tree.leaves(s1.learner.params):
+    for leaf in jax.tree.leaves(s1.members.learner.params):
         assert np.isfinite(np.asarray(leaf)).all()
     return s1, out
 

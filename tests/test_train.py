@@ -76,7 +76,7 @@ def test_member_in_vmapped_batch_equals_that_member_alone(grid_outputs):
 
 def test_params_of_members_differ_only_by_seed_and_lr(grid_program):
     states = grid_program.init()
-    leaf = states.learner.params["params"]["actor"]["layer_0"]["kernel"]
+    leaf = states.members.learner.params["params"]["actor"]["layer_0"]["kernel"]
     assert leaf.shape[0] == 4
     # same seed, different lr -> identical initial params (common random numbers)
     np.testing.assert_array_equal(np.asarray(leaf[0]), np.asarray(leaf[2]))

@@ -47,3 +47,21 @@ def gradient_noise(std: float = 0.0) -> optax.GradientTransformationExtraArgs:
 
 
 gradient_noise.identity_hp = {"std": 0.0}
+
+
+def nan_at(step: float = -1.0) -> optax.GradientTransformation:
+    """Leaves updates unchanged, except that from optimizer step ``step`` on (0-based, when
+    ``step >= 0``) they become NaN: a member forced to diverge at a known update."""
+
+    def update_fn(updates, state, params=None):
+        del params
+        poison = (step >= 0) & (state.count >= step)
+        updates = jax.tree.map(lambda u: jnp.where(poison, jnp.nan, u), updates)
+        return updates, optax.ScaleByScheduleState(count=state.count + 1)
+
+    return optax.GradientTransformation(
+        lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32)), update_fn
+    )
+
+
+nan_at.identity_hp = {"step": -1.0}

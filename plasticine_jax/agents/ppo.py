@@ -97,6 +97,15 @@ class PPO:
         self._dummy_obs = jnp.zeros((1, *env.spec.obs_shape), jnp.float32)
         self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
 
+    # The scalars of ``update`` that must stay finite: the runner freezes a member whose
+    # loss terms or trained parameters turn non-finite (``runner.program.guard_update``).
+    loss_keys = ("pg_loss", "v_loss", "entropy", "penalty", "approx_kl", "grad_norm")
+
+    @staticmethod
+    def trained_params(state: TrainState) -> Any:
+        """The parameters this agent trains (checked for finiteness after every update)."""
+        return state.learner.params
+
     # ------------------------------------------------------------------ construction
 
     def init_params(self, key: Array) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,37 @@ class ConfigError(ValueError):
     """A configuration problem, raised before anything is compiled."""
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with the numbers people write: YAML 1.1 (PyYAML) reads ``1e-3``,
+    ``1E5`` and ``+.5`` as strings; here they are floats, as in YAML 1.2 and Python."""
+
+
+_FLOAT = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$|^[-+]\.[0-9_]+$"),
+    list("-+0123456789."),
+)
+
+
+def _float_constructor(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = loader.construct_scalar(node)
+    if _FLOAT.match(text):
+        return float(text.replace("_", ""))
+    return yaml.SafeLoader.construct_yaml_float(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _float_constructor)
+
+
+def yaml_load(text: str) -> Any:
+    """Parses YAML text as configs are read: safe, with every common numeric literal
+    (``1e-3``, ``1E5``, ``.5``, ``5.``, ``1_000``, ``1.0e-3``) a number."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
@@ -32,7 +64,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
@@ -68,15 +100,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {e}") from e
-    if isinstance(value, str):
-        # YAML 1.1 reads "3e-4" as a string; accept it as the number the user meant.
-        try:
-            value = float(value) if any(c in value for c in "eE.") else value
-        except ValueError:
-            pass
     if key.startswith("sweep."):
         return ["sweep", key[len("sweep.") :]], value
     return key.split("."), value
@@ -232,11 +258,19 @@ def num_updates(cfg: ExperimentConfig) -> int:
 
 
 def chunk_updates(cfg: ExperimentConfig) -> int:
-    """Updates per compiled chunk: the configured value, or the largest divisor <= 50."""
+    """Updates per compiled chunk: the configured value (at most the run's updates), or
+    automatically the largest divisor of the run's updates up to 50, so that every chunk has
+    the same length. A configured value need not divide the run: the last chunk is then
+    shorter and compiles once more (``last_chunk``)."""
     n = num_updates(cfg)
     if cfg.run.chunk_updates:
-        return cfg.run.chunk_updates
+        return min(cfg.run.chunk_updates, n)
     return max(d for d in range(1, min(n, 50) + 1) if n % d == 0)
+
+
+def last_chunk(cfg: ExperimentConfig) -> int:
+    """Length of a shorter last chunk, or 0 when every chunk has ``chunk_updates`` updates."""
+    return num_updates(cfg) % chunk_updates(cfg)
 
 
 def validate(cfg: ExperimentConfig) -> None:
@@ -253,13 +287,6 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             f"run.total_timesteps={r.total_timesteps} is less than one update "
             f"(env.num_envs * agent.num_steps = {batch}); raise it to at least {batch}"
-        )
-    n = num_updates(cfg)
-    if r.chunk_updates and n % r.chunk_updates:
-        raise ConfigError(
-            f"run.chunk_updates={r.chunk_updates} does not divide the {n} updates of this run "
-            f"(total_timesteps // (num_envs * num_steps)); use one of {_divisors(n)[:12]}, "
-            f"or 0 to choose automatically"
         )
     if cfg.metrics.every and cfg.metrics.probe_size > batch:
         raise ConfigError(

@@ -6,12 +6,16 @@ Run directory layout::
       config.yaml      the resolved config (re-loadable: ``plasticine-jax run config.yaml``)
       plan.json        members: group, setting, seed and swept values
       metrics.csv      one row per (member, update), appended after every chunk
-      checkpoint.json  points at checkpoint-g<group>-u<update>.msgpack, the last chunk
+      checkpoint.json  the last two checkpoints, checkpoint-g<group>-u<update>.msgpack,
+                       with their SHA-256 (runner/checkpoint.py)
       summary.json     final table, programs compiled, status (finished | interrupted)
 
 Ctrl-C (SIGINT) asks the loop to stop after the chunk in flight: the chunk's rows and a
 checkpoint are written, and ``plasticine-jax run --resume <dir>`` continues to the same
-result as an uninterrupted run. A second Ctrl-C aborts at once; what was written stays.
+result as an uninterrupted run (so does a run killed outright: rows after the last
+checkpoint are dropped and recomputed). A second Ctrl-C aborts at once; what was written
+stays. envpool runs cannot be resumed (their pools live in the host process); ``--resume``
+refuses them and says why.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -32,6 +35,8 @@ from flax import serialization
 
 from plasticine_jax.config.load import ConfigError, load_config, to_dict
 from plasticine_jax.config.schema import ExperimentConfig
+from plasticine_jax.envs.registry import MissingExtraError
+from plasticine_jax.runner.checkpoint import read_checkpoint, write_checkpoint
 from plasticine_jax.runner.plan import CompileGroup, plan
 from plasticine_jax.runner.program import Program
 from plasticine_jax.runner.sinks import (
@@ -42,7 +47,7 @@ from plasticine_jax.runner.sinks import (
     chunk_rows,
     truncate_csv,
 )
-from plasticine_jax.runner.summary import summarize
+from plasticine_jax.runner.summary import diverged_members, summarize
 
 
 @dataclasses.dataclass
@@ -51,6 +56,8 @@ class RunResult:
     status: str
     programs_compiled: int
     summary: list[dict[str, Any]]
+    notes: list[str] = dataclasses.field(default_factory=list)
+    resumable: bool = True
 
 
 class _StopFlag:
@@ -77,15 +84,6 @@ class _StopFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def make_run_dir(cfg: ExperimentConfig) -> Path:
@@ -123,16 +121,18 @@ def run(
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume {run_dir}: no config.yaml there; not a run directory")
         cfg = load_config(run_dir / "config.yaml")
+        if not resumable(cfg):
+            raise ConfigError(_NOT_RESUMABLE.format(run_dir=run_dir))
     elif cfg is None:
         raise ValueError("run() needs a config or a run directory to resume")
     groups = plan(cfg)  # validates every grid point before anything compiles
-    programs = [Program(g) for g in groups]
+    programs = build_programs(groups)
     columns = _columns(cfg, programs)
     if resume is None:
         run_dir = make_run_dir(cfg)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         (run_dir / "plan.json").write_text(json.dumps(_plan_json(groups), indent=1))
-    start_group, start_update, saved = _read_checkpoint(run_dir)
+    start_group, start_update, saved = read_checkpoint(run_dir)
     if resume is not None:
         truncate_csv(
             run_dir / "metrics.csv",
@@ -141,19 +141,20 @@ def run(
         )
     sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)]
     if cfg.wandb.mode != "disabled":
-        sinks.append(WandbSink(cfg, run_dir, to_dict(cfg)))
-    total = sum(p.num_updates * p.steps_per_update for p in programs)
+        sinks.append(WandbSink(cfg, run_dir, to_dict(cfg), resume=resume is not None))
+    offsets = np.cumsum([0] + [p.num_updates * p.steps_per_update for p in programs])
+    total = int(offsets[-1])
     members = sum(len(g.members) for g in groups)
     progress = Progress(total, members, cfg.run.progress)
-    progress.advance(
-        sum(p.num_updates * p.steps_per_update for p in programs[:start_group])
-        + start_update * programs[start_group].steps_per_update
-        if start_group < len(programs)
-        else total,
-        float("nan"),
-        0.0,
-    )
+    if start_group < len(programs):
+        progress.advance(
+            int(offsets[start_group]) + start_update * programs[start_group].steps_per_update,
+            float("nan"), 0.0,
+        )  # fmt: skip
+    else:
+        progress.advance(total, float("nan"), 0.0)
     status, chunks_done, compiled = "finished", 0, 0
+    write_ckpt = cfg.run.checkpoint and resumable(cfg)
     t_start = time.perf_counter()
     try:
         with _StopFlag() as stop:
@@ -163,23 +164,27 @@ def run(
                 first = start_update if g.index == start_group else 0
                 if first:
                     states = serialization.from_bytes(states, saved)
-                for start in range(first, program.num_updates, program.chunk):
+                diverged = int((np.asarray(states.diverged_at) > 0).sum())
+                progress.diverged(diverged, len(g.members))
+                for start, length in program.chunks(first):
                     t0 = time.perf_counter()
-                    states, out = program.run_chunk(states, start)
+                    states, out = program.run_chunk(states, start, length)
                     seconds = time.perf_counter() - t0
-                    end = start + program.chunk
+                    end = start + length
                     rows = chunk_rows(g.index, g.members, start, program.steps_per_update, out)
                     for sink in sinks:
-                        sink.write(rows)
-                    if cfg.run.checkpoint:
-                        _write_checkpoint(run_dir, g.index, end, program.num_updates, states)
+                        sink.write(rows, step_offset=int(offsets[g.index]))
+                    if write_ckpt:
+                        done = end >= program.num_updates
+                        data = b"" if done else serialization.to_bytes(states)
+                        write_checkpoint(run_dir, g.index, end, done, data)
                     chunks_done += 1
-                    steps = program.chunk * program.steps_per_update
+                    steps = length * program.steps_per_update
                     sps = steps * len(g.members) / max(seconds, 1e-9)
-                    ret = np.nanmean(out["episode_return"]) if np.isfinite(
-                        out["episode_return"]
-                    ).any() else float("nan")
-                    progress.advance(steps, float(ret), sps)
+                    ret = out["episode_return"]
+                    ret = float(np.nanmean(ret)) if np.isfinite(ret).any() else float("nan")
+                    progress.diverged(int(out["diverged"][-1].sum()), len(g.members))
+                    progress.advance(steps, ret, sps)
                     if on_chunk is not None:
                         on_chunk({"group": g.index, "update": end, "seconds": seconds})
                     if stop.requested or (
@@ -201,14 +206,66 @@ def run(
     summary = summarize(run_dir / "metrics.csv", groups)
     info = {
         "status": status,
+        "resumable": resumable(cfg),
         "programs_compiled": compiled,
         "compile_groups": len(groups),
         "members": members,
         "wall_seconds": time.perf_counter() - t_start,
+        "notes": program_notes(programs),
+        "diverged": diverged_members(summary),
         "summary": summary,
     }
     (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
-    return RunResult(run_dir, status, compiled, summary)
+    return RunResult(run_dir, status, compiled, summary, info["notes"], resumable(cfg))
+
+
+_NOT_RESUMABLE = (
+    "--resume {run_dir}: this run steps envpool, whose environments live in the host "
+    "process and are not in the checkpoint, so a resumed run would not continue the same "
+    "episodes; its rows so far are kept in {run_dir}/metrics.csv. Start a new run (e.g. "
+    "plasticine-jax run {run_dir}/config.yaml run.name=<new name>)"
+)
+
+
+def resumable(cfg: ExperimentConfig) -> bool:
+    """Whether ``--resume`` continues this run exactly: not for envpool, whose pool state
+    lives outside the compiled program (and so outside the checkpoint)."""
+    return cfg.env.backend != "envpool"
+
+
+def build_programs(groups: list[CompileGroup]) -> list[Program]:
+    """One ``Program`` per group: environments and agents built, nothing compiled yet. A bad
+    environment id, option or scenario surfaces here as a ``ConfigError``."""
+    programs = []
+    for g in groups:
+        try:
+            programs.append(Program(g))
+        except MissingExtraError as e:
+            raise ConfigError(f"env.backend={g.cfg.env.backend!r}: {e}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(
+                f"env (backend {g.cfg.env.backend!r}, id {g.cfg.env.id!r}, scenario "
+                f"{g.cfg.env.scenario!r}): {e}"
+            ) from None
+    return programs
+
+
+def program_notes(programs: list[Program]) -> list[str]:
+    """What the summary should say about how the programs ran: a shorter last chunk (one
+    more compile), member sharding turned off."""
+    notes = []
+    for p in programs:
+        n, c = p.num_updates, p.chunk
+        if n % c:
+            notes.append(
+                f"group {p.group.index}: {n} updates in chunks of {c}; the last chunk has "
+                f"{n % c} updates and compiled once more"
+            )
+        if p.sharding_note and p.sharding is None:
+            notes.append(f"group {p.group.index}: {p.sharding_note}")
+    return notes
 
 
 def _columns(cfg: ExperimentConfig, programs: list[Program]) -> list[str]:
@@ -227,31 +284,3 @@ def _plan_json(groups: list[CompileGroup]) -> list[dict[str, Any]]:
         for g in groups
         for m in g.members
     ]
-
-
-def _write_checkpoint(run_dir: Path, group: int, update: int, num_updates: int, states) -> None:
-    """Writes the states, then the pointer to them; each write is atomic, so a crash at any
-    moment leaves the previous or the new checkpoint, never a mix."""
-    old_name = _read_checkpoint_meta(run_dir).get("file")
-    if update >= num_updates:  # group finished: the next group starts fresh
-        meta = {"group": group + 1, "update": 0, "file": None}
-    else:
-        name = f"checkpoint-g{group}-u{update}.msgpack"
-        _atomic_write(run_dir / name, serialization.to_bytes(states))
-        meta = {"group": group, "update": update, "file": name}
-    _atomic_write(run_dir / "checkpoint.json", json.dumps(meta).encode())
-    if old_name and old_name != meta["file"] and (run_dir / old_name).is_file():
-        (run_dir / old_name).unlink()
-
-
-def _read_checkpoint_meta(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "checkpoint.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _read_checkpoint(run_dir: Path) -> tuple[int, int, bytes]:
-    meta = _read_checkpoint_meta(run_dir)
-    if not meta:
-        return 0, 0, b""
-    data = (run_dir / meta["file"]).read_bytes() if meta["file"] else b""
-    return meta["group"], meta["update"], data

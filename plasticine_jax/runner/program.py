@@ -2,26 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from plasticine_jax.agents.ppo import PPO, TrainState
+from plasticine_jax.agents.ppo import PPO
 from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
 from plasticine_jax.runner.plan import CompileGroup
 
 
+class ProgramState(NamedTuple):
+    """What a group carries between chunks: every member's agent state, stacked on axis 0,
+    and ``diverged_at`` ``[M]`` int32: 0 for a healthy member, else the (1-based) update at
+    which its loss or parameters first turned non-finite. A diverged member is frozen there."""
+
+    members: Any
+    diverged_at: jax.Array
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [
+        jnp.isfinite(x).all()
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+    ]
+    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+
+
+def guard_update(update, trained_params, loss_keys):
+    """Wraps one member's ``update`` so that divergence freezes it instead of spreading.
+
+    After the update, the member is healthy if its trained parameters and its loss terms
+    (``loss_keys`` of the update's scalars) are all finite. A member that is not, or that
+    diverged before, keeps its previous state (no further updates, its envs do not step)
+    and reports NaN for every scalar, plus ``diverged`` (0/1) and ``diverged_at`` (the
+    update of the first non-finite value, 0 while healthy).
+
+    Args:
+      update: ``(state, update_index) -> (state, scalars)`` of one member.
+      trained_params: ``state -> params`` checked for finiteness.
+      loss_keys: names of the scalars that must stay finite.
+
+    Returns:
+      ``(state, diverged_at, update_index) -> (state, diverged_at, scalars)``.
+    """
+
+    def guarded(state, diverged_at, i):
+        new, out = update(state, i)
+        ok = _all_finite(trained_params(new)) & _all_finite([out[k] for k in loss_keys])
+        frozen = (diverged_at > 0) | ~ok
+        new = jax.tree.map(lambda old, x: jnp.where(frozen, old, x), state, new)
+        diverged_at = jnp.where(diverged_at > 0, diverged_at, jnp.where(ok, 0, i + 1))
+        out = {k: jnp.where(frozen, jnp.nan, v) for k, v in out.items()}
+        out["diverged"] = frozen.astype(jnp.float32)
+        out["diverged_at"] = diverged_at.astype(jnp.float32)
+        return new, diverged_at.astype(jnp.int32), out
+
+    return guarded
+
+
 class Program:
     """The compiled program of one group: every member advances in lock-step.
 
-    ``run_chunk(states, start)`` is ``lax.scan`` over ``chunk`` updates whose body vmaps
-    ``PPO.update`` over the member axis, with the update index unbatched. Member states are
-    sharded over all local devices when the member count divides evenly.
-
+    ``run_chunk(states, start, length)`` is ``lax.scan`` over ``length`` updates whose body
+    vmaps the guarded agent update over the member axis, with the update index unbatched.
+    Every chunk has ``chunk`` updates except, when ``chunk`` does not divide the run, a
+    shorter last one (one more compile). Member states are sharded over all local devices
+    when the member count divides evenly; ``sharding_note`` says why not otherwise.
     """
 
     def __init__(self, group: CompileGroup):
@@ -36,51 +88,85 @@ class Program:
         )
         self.group = group
         self.agent = PPO(cfg, env, group.methods)
-        self.chunk = chunk_updates(cfg)
         self.num_updates = self.agent.num_updates
+        self.chunk = chunk_updates(cfg)
         self.steps_per_update = cfg.env.num_envs * cfg.agent.num_steps
-        self.sharding = _member_sharding(len(group.members))
-        self._run_chunk = jax.jit(self._chunk, donate_argnums=0)
+        self.sharding, self.sharding_note = member_sharding(len(group.members), jax.devices())
+        self._guarded = guard_update(
+            self.agent.update, self.agent.trained_params, self.agent.loss_keys
+        )
+        self._run_chunk = jax.jit(self._chunk, static_argnums=2, donate_argnums=0)
         self._init = jax.jit(jax.vmap(self.agent.init))
 
     @property
     def compiles(self) -> int:
-        """Programs compiled for ``run_chunk`` so far (one per distinct input structure)."""
+        """Programs compiled for ``run_chunk`` so far (one per distinct chunk length)."""
         return self._run_chunk._cache_size()
+
+    def chunks(self, first: int = 0) -> list[tuple[int, int]]:
+        """``(start, length)`` of every chunk from update ``first`` to the end."""
+        return [
+            (s, min(self.chunk, self.num_updates - s))
+            for s in range(first, self.num_updates, self.chunk)
+        ]
 
     def metric_names(self) -> list[str]:
         """Names of the per-update scalars, found by tracing only (nothing compiled)."""
-        states = jax.eval_shape(self._init, self._keys(), self.group.hp)
-        _, out = jax.eval_shape(self._chunk, states, jnp.int32(0))
+        states = jax.eval_shape(self.init_fn, self._keys(), self.group.hp)
+        _, out = jax.eval_shape(functools.partial(self._chunk, length=1), states, jnp.int32(0))
         return sorted(out)
 
     def _keys(self) -> jax.Array:
         return jnp.stack([jax.random.PRNGKey(m.seed) for m in self.group.members])
 
-    def init(self) -> TrainState:
+    def init_fn(self, keys: jax.Array, hp: Any) -> ProgramState:
+        members = self._init(keys, hp)
+        return ProgramState(members, jnp.zeros(keys.shape[0], jnp.int32))
+
+    def init(self) -> ProgramState:
         hp = self.group.hp
         keys = self._keys()
         if self.sharding is not None:
             keys, hp = jax.device_put((keys, hp), self.sharding)
-        return self._init(keys, hp)
+        return self.init_fn(keys, hp)
 
-    def _chunk(self, states: TrainState, start: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-        update = jax.vmap(self.agent.update, in_axes=(0, None))
+    def _chunk(
+        self, states: ProgramState, start: jax.Array, length: int
+    ) -> tuple[ProgramState, dict[str, Any]]:
+        update = jax.vmap(self._guarded, in_axes=(0, 0, None))
 
-        def body(states, i):
-            return update(states, start + i)
+        def body(carry, i):
+            members, diverged_at, out = update(carry.members, carry.diverged_at, start + i)
+            return ProgramState(members, diverged_at), out
 
-        return jax.lax.scan(body, states, jnp.arange(self.chunk, dtype=jnp.int32))
+        return jax.lax.scan(body, states, jnp.arange(length, dtype=jnp.int32))
 
-    def run_chunk(self, states: TrainState, start: int) -> tuple[TrainState, dict[str, np.ndarray]]:
-        """Advances every member by ``chunk`` updates; metrics come back ``[chunk, M]``."""
-        states, out = self._run_chunk(states, jnp.int32(start))
+    def run_chunk(
+        self, states: ProgramState, start: int, length: int | None = None
+    ) -> tuple[ProgramState, dict[str, np.ndarray]]:
+        """Advances every member by ``length`` (default ``chunk``) updates; metrics come back
+        ``[length, M]``."""
+        length = self.chunk if length is None else length
+        states, out = self._run_chunk(states, jnp.int32(start), length)
         return states, jax.tree.map(np.asarray, out)
 
 
-def _member_sharding(num_members: int) -> NamedSharding | None:
-    devices = jax.devices()
-    if len(devices) < 2 or num_members % len(devices):
-        return None
+def member_sharding(num_members: int, devices: list[Any]) -> tuple[NamedSharding | None, str]:
+    """The member axis's sharding over ``devices``, and a note for the summary.
+
+    With one device nothing is sharded (note ``""``). With several, members are split
+    evenly; a member count that does not divide the device count runs on one device, and
+    the note says so (pad the seeds to a multiple to use them all).
+    """
+    if len(devices) < 2:
+        return None, ""
+    if num_members % len(devices):
+        return None, (
+            f"not sharded: {num_members} members do not divide over {len(devices)} devices; "
+            f"all run on {devices[0]} (use a member count that is a multiple of "
+            f"{len(devices)})"
+        )
     mesh = Mesh(np.asarray(devices), ("members",))
-    return NamedSharding(mesh, PartitionSpec("members"))
+    return NamedSharding(mesh, PartitionSpec("members")), (
+        f"sharded over {len(devices)} devices"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
@@ -63,7 +64,7 @@ class CSVSink:
         if new:
             self._writer.writeheader()
 
-    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def write(self, rows: Sequence[Mapping[str, Any]], step_offset: int = 0) -> None:
         self._writer.writerows(rows)
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -91,14 +92,22 @@ def truncate_csv(path: Path, keep) -> None:
 class WandbSink:
     """Logs, per update, each setting's mean over seeds of every scalar. Off by default.
 
-    One W&B run per experiment; keys are ``setting{i}/{metric}``; the final metrics table is
-    attached as an artifact. ``mode="offline"`` needs no network.
+    One W&B run per experiment; keys are ``setting{i}/{metric}``, plotted against
+    ``env_steps`` (per member). W&B's own step must only grow, and every compile group
+    counts its ``env_steps`` from 0, so the logged step is the group's offset (the env steps
+    of the groups before it) plus ``env_steps``. The run's id is kept in
+    ``<run_dir>/wandb.json``, and ``--resume`` continues that same W&B run. The final metrics
+    table is attached as an artifact. ``mode="offline"`` needs no network.
     """
 
-    def __init__(self, cfg, run_dir: Path, config_dict: Mapping[str, Any]):
+    def __init__(self, cfg, run_dir: Path, config_dict: Mapping[str, Any], resume: bool = False):
         import wandb
 
         self._wandb = wandb
+        id_file = run_dir / "wandb.json"
+        run_id = None
+        if resume and id_file.exists():
+            run_id = json.loads(id_file.read_text()).get("id")
         self.run = wandb.init(
             project=cfg.wandb.project,
             entity=cfg.wandb.entity,
@@ -108,9 +117,14 @@ class WandbSink:
             mode=cfg.wandb.mode,
             dir=str(run_dir),
             config=dict(config_dict),
+            id=run_id,
+            resume="allow" if run_id else None,
         )
+        id_file.write_text(json.dumps({"id": self.run.id}))
+        self.run.define_metric("env_steps")
+        self.run.define_metric("setting*", step_metric="env_steps")
 
-    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def write(self, rows: Sequence[Mapping[str, Any]], step_offset: int = 0) -> None:
         by_update: dict[int, dict[str, list[float]]] = {}
         for r in rows:
             bucket = by_update.setdefault(int(r["env_steps"]), {})
@@ -118,8 +132,9 @@ class WandbSink:
                 if k in ID_COLUMNS or k.startswith("sweep:") or v == "":
                     continue
                 bucket.setdefault(f"setting{r['setting']}/{k}", []).append(float(v))
-        for step, values in sorted(by_update.items()):
-            self.run.log({k: float(np.mean(v)) for k, v in values.items()}, step=step)
+        for env_steps, values in sorted(by_update.items()):
+            logged = {k: float(np.mean(v)) for k, v in values.items()}
+            self.run.log({**logged, "env_steps": env_steps}, step=step_offset + env_steps)
 
     def close(self, table_path: Path | None = None) -> None:
         if table_path is not None and table_path.exists():
@@ -128,27 +143,33 @@ class WandbSink:
             self.run.log_artifact(art)
         self.run.finish()
 
-
 class Progress:
-    """A tqdm bar over env steps per member with steps/s (all members) and mean return."""
+    """A tqdm bar over env steps per member with steps/s (all members), mean return (over
+    healthy members) and, once any member diverged, ``k/N diverged``."""
 
     def __init__(self, total_steps: int, num_members: int, enabled: bool):
         self.enabled = enabled
         self.num_members = num_members
         self.t0 = time.perf_counter()
         self.done = 0
+        self._diverged = ""
         if enabled:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, smoothing=0.1)
 
+    def diverged(self, count: int, of: int) -> None:
+        """Shows ``count/of diverged`` for the running group (nothing while none has)."""
+        self._diverged = f"{count}/{of}" if count else ""
+
     def advance(self, steps: int, mean_return: float, sps: float) -> None:
         self.done += steps
         if self.enabled:
             self.bar.update(steps)
-            self.bar.set_postfix(
-                {"steps/s": f"{sps:,.0f}", "return": f"{mean_return:.2f}"}, refresh=True
-            )
+            post = {"steps/s": f"{sps:,.0f}", "return": f"{mean_return:.2f}"}
+            if self._diverged:
+                post["diverged"] = self._diverged
+            self.bar.set_postfix(post, refresh=True)
 
     def close(self) -> None:
         if self.enabled:

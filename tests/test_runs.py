@@ -1,0 +1,194 @@
+"""Runs that must end well: chunks that do not divide the run, diverging members, damaged
+checkpoints, a killed process, W&B steps across groups, envpool resume refusal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from plasticine_jax.config import ConfigError, load_config, to_dict
+from plasticine_jax.runner.checkpoint import CheckpointError
+from plasticine_jax.runner.loop import run
+from tests.conftest import tiny
+
+REPO = Path(__file__).resolve().parents[1]
+COMPARED = ("group", "member", "update", "env_steps", "pg_loss", "v_loss", "grad_norm")
+
+
+def _rows(run_dir):
+    with (Path(run_dir) / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def _same_rows(a, b, keys=COMPARED):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b, strict=True):
+        for k in keys:
+            np.testing.assert_allclose(float(ra[k]), float(rb[k]), rtol=1e-6, err_msg=k)
+
+
+def test_chunk_that_does_not_divide_the_run(tmp_path):
+    # 4 updates in chunks of 3: one chunk of 3, a last chunk of 1 (a second compile)
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 3, "num_seeds": 1})
+    full = run(load_config(data=base, overrides=["run.name=full"]))
+    assert full.status == "finished" and full.programs_compiled == 2
+    assert [int(r["update"]) for r in _rows(full.run_dir)] == [1, 2, 3, 4]
+    assert any("last chunk has 1 updates" in n for n in full.notes)
+    summary = json.loads((full.run_dir / "summary.json").read_text())
+    assert summary["notes"] == full.notes
+    part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=1)
+    assert part.status == "interrupted" and len(_rows(part.run_dir)) == 3
+    _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
+
+
+NAN_METHOD = [{"name": "tests.user_methods:nan_at", "options": {"chain": "after"}}]
+
+
+def test_a_diverging_member_is_frozen_flagged_and_left_out(tmp_path):
+    # 2 epochs x 2 minibatches = optimizer steps 4(u-1)..4u-1 in update u: step 9 is in update 3
+    base = tiny(run={"out_dir": str(tmp_path)}, methods=NAN_METHOD)
+    cfg = load_config(data=base, overrides=["run.name=mixed", "sweep.methods.0.hp.step=[-1, 9]"])
+    mixed = run(cfg)
+    rows = _rows(mixed.run_dir)
+    bad = [r for r in rows if r["sweep:methods.0.hp.step"] == "9"]
+    good = [r for r in rows if r["sweep:methods.0.hp.step"] == "-1"]
+    assert {int(r["update"]) for r in bad} == {1, 2, 3, 4}
+    for r in bad:
+        u = int(r["update"])
+        assert r["diverged"] == ("1.0" if u >= 3 else "0.0")
+        assert r["diverged_at"] == ("3.0" if u >= 3 else "0.0")
+        assert (r["pg_loss"] == "") == (u >= 3)  # nothing non-finite written after it
+    assert all(r["diverged"] == "0.0" for r in good)
+    # the healthy members equal a run without the diverging setting
+    clean = run(load_config(data=base, overrides=["run.name=clean", "methods.0.hp.step=-1"]))
+    _same_rows(good, _rows(clean.run_dir), keys=("update", "seed", "pg_loss", "v_loss",
+                                                 "grad_norm"))
+    summary = json.loads((mixed.run_dir / "summary.json").read_text())
+    assert [(d["seed"], d["update"]) for d in summary["diverged"]] == [(0, 3), (1, 3)]
+    by_setting = {r["methods.0.hp.step"]: r for r in summary["summary"]}
+    assert by_setting[9.0]["diverged"] == 2 and by_setting[-1.0]["diverged"] == 0
+    assert np.isnan(by_setting[9.0]["return_mean"])  # no healthy member left to aggregate
+
+
+def test_a_corrupted_checkpoint_falls_back_to_the_previous(tmp_path):
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1})
+    full = run(load_config(data=base, overrides=["run.name=full"]))
+    part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=3)
+    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.msgpack"))
+    assert files == ["checkpoint-g0-u2.msgpack", "checkpoint-g0-u3.msgpack"]  # the last two
+    newest = part.run_dir / "checkpoint-g0-u3.msgpack"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
+
+
+def test_no_intact_checkpoint_is_a_clear_error_and_keeps_the_rows(tmp_path):
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1})
+    part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=2)
+    before = (part.run_dir / "metrics.csv").read_text()
+    for p in part.run_dir.glob("checkpoint-*.msgpack"):
+        p.write_bytes(p.read_bytes()[:-7])  # truncated
+    with pytest.raises(CheckpointError, match="truncated"):
+        run(resume=part.run_dir)
+    assert (part.run_dir / "metrics.csv").read_text() == before
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_mid_run_then_resume_equals_uninterrupted(tmp_path):
+    cfg = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "name": "killed",
+                    "total_timesteps": 4 * 16 * 40})
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plasticine_jax.cli", "run", str(path)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    pointer = tmp_path / "killed" / "checkpoint.json"
+    deadline = time.time() + 400
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if pointer.exists():
+                entries = json.loads(pointer.read_text())["checkpoints"]
+                if entries[0]["update"] >= 3:
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert len(_rows(tmp_path / "killed")) < 40 * 2
+    resumed = run(resume=tmp_path / "killed")
+    full = run(load_config(data=cfg, overrides=["run.name=full"]))
+    _same_rows(_rows(full.run_dir), _rows(resumed.run_dir))
+
+
+class _FakeRun:
+    def __init__(self, log, run_id):
+        self.log_calls, self.id, self.name = log, run_id, "fake"
+
+    def define_metric(self, *a, **k):
+        pass
+
+    def log(self, values, step):
+        self.log_calls.append((step, values))
+
+    def log_artifact(self, art):
+        pass
+
+    def finish(self):
+        pass
+
+
+class _FakeWandb:
+    """Records what the sink sends; ``init`` returns a run with the requested id."""
+
+    def __init__(self):
+        self.inits, self.logs = [], []
+
+    def init(self, **kw):
+        self.inits.append(kw)
+        return _FakeRun(self.logs, kw.get("id") or f"id{len(self.inits)}")
+
+    class Artifact:
+        def __init__(self, *a, **k):
+            pass
+
+        def add_file(self, p):
+            pass
+
+
+def test_wandb_steps_grow_across_groups_and_resume_continues_the_run(tmp_path, monkeypatch):
+    fake = _FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    base = tiny(run={"out_dir": str(tmp_path), "num_seeds": 1}, wandb={"mode": "offline"})
+    over = ["run.name=wb", "sweep.agent.network.hidden_sizes=[[8],[16]]"]
+    part = run(load_config(data=base, overrides=over), stop_after_chunks=3)
+    run(resume=part.run_dir)
+    steps = [s for s, _ in fake.logs]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # 2 groups x 4 updates
+    assert len(steps) == 8 and steps[-1] == 2 * 4 * 64
+    assert fake.logs[-1][1]["env_steps"] == 4 * 64  # plotted against the group's own steps
+    assert fake.inits[0].get("id") is None and fake.inits[1]["id"] == "id1"
+    assert fake.inits[1]["resume"] == "allow"
+
+
+def test_envpool_runs_refuse_resume_and_keep_their_rows(tmp_path):
+    run_dir = tmp_path / "pool"
+    run_dir.mkdir()
+    cfg = load_config(data=tiny(env={"backend": "envpool", "id": "CartPole-v1"}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    (run_dir / "metrics.csv").write_text("group,member\n0,0\n")
+    with pytest.raises(ConfigError, match="envpool.*not in the checkpoint"):
+        run(resume=run_dir)
+    assert (run_dir / "metrics.csv").read_text() == "group,member\n0,0\n"
