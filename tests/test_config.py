@@ -157,7 +157,7 @@ def test_readme_user_transform_sweep_is_one_program():
 @pytest.mark.parametrize(
     "text, value",
     [("1e-3", 1e-3), ("1E-3", 1e-3), (".5", 0.5), ("5.", 5.0), ("1_000", 1000),
-     ("1.0e-3", 1e-3), ("-2e+4", -2e4), ("+.5", 0.5), ("3", 3)],
+     ("1.0e-3", 1e-3), ("2e+4", 2e4), ("+.5", 0.5), ("3", 3)],
 )
 def test_numbers_as_people_write_them_in_files_overrides_and_sweeps(tmp_path, text, value):
     """YAML 1.1 (PyYAML) reads 1e-3 as a string; configs read it as the number."""
