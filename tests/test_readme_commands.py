@@ -1,0 +1,179 @@
+"""Every ``plasticine-jax`` command in README.md's ```bash blocks runs, at a tiny size.
+
+The commands are read from the README, not restated: a README command that fails fails
+here, and a command this file does not know how to run fails too (no silent skipping; teach
+``_kind`` about it, or list it in ``NOT_RUN`` with the reason). ``run`` commands keep the
+README's arguments and get overrides appended that shrink them to two updates (later
+overrides win); they run in-process through ``cli.main``. The own-method example runs as
+the README says: in a subprocess, from a directory holding the ``my_methods.py`` of the
+README's python block, with no ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plasticine_jax.cli import main
+from plasticine_jax.config import load_config
+from plasticine_jax.runner.loop import run
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PROGRAMS = ("plasticine-jax", ".venv/bin/plasticine-jax")
+NOT_RUN = {  # first word -> why this test does not run it
+    "make": "Makefile targets create .venv and install packages; CI runs them (.ci/run)",
+}
+SHRINK = [
+    "agent.num_steps=8",
+    "env.num_envs=2",
+    "agent.num_minibatches=1",
+    "agent.update_epochs=1",
+    "metrics.probe_size=16",
+    "run.num_seeds=1",
+    "run.chunk_updates=1",
+    "run.progress=false",
+]
+
+
+def _blocks(lang: str) -> list[str]:
+    text = README.read_text()
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def readme_commands() -> list[list[str]]:
+    """Each command line of the bash blocks as argv (continuations joined, comments cut)."""
+    out = []
+    for block in _blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            argv = shlex.split(line, comments=True)
+            if argv:
+                out.append(argv)
+    return out
+
+
+def readme_files() -> dict[str, str]:
+    """Python blocks whose first line names their file (``# my_methods.py ...``): module name
+    -> source."""
+    files = {}
+    for block in _blocks("python"):
+        m = re.match(r"#\s*([A-Za-z_]\w*)\.py\b", block)
+        if m:
+            files[m.group(1)] = block
+    return files
+
+
+def _kind(argv: list[str]) -> str:
+    if argv[0] in NOT_RUN:
+        return "not run"
+    if argv[0] not in PROGRAMS:
+        return "unknown"
+    args = argv[1:]
+    if args in (["list"], ["doctor"]):
+        return args[0]
+    if len(args) == 3 and args[:2] == ["run", "--resume"]:
+        return "resume"
+    if len(args) >= 2 and args[0] == "run" and args[1].endswith(".yaml"):
+        named = [m for m in readme_files() if any(re.search(rf"\b{m}:", a) for a in args)]
+        return "own method" if named else "run"
+    return "unknown"
+
+
+COMMANDS = [argv for argv in readme_commands() if _kind(argv) != "not run"]
+
+
+def _tiny(config: str | Path, overrides: list[str], out_dir: Path) -> list[str]:
+    """Overrides that shrink ``config`` (with the README's ``overrides``) to two updates."""
+    cfg = load_config(config, [*overrides, *SHRINK])
+    steps = 2 * cfg.env.num_envs * cfg.agent.num_steps
+    return [*SHRINK, f"run.total_timesteps={steps}", f"run.out_dir={out_dir}"]
+
+
+def _finished_runs(out_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out_dir.glob("*/summary.json"))]
+
+
+def test_the_readme_shows_each_kind_of_command():
+    """Guards the parser: were it to find nothing, nothing would run."""
+    kinds = {_kind(argv) for argv in readme_commands()}
+    assert {"run", "resume", "list", "own method", "not run"} <= kinds, kinds
+    assert "my_methods" in readme_files()
+
+
+def test_a_command_it_cannot_run_is_reported_not_skipped(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "```bash\n.venv/bin/plasticine-jax run configs/x.yaml \\\n    a=1  # comment\n"
+        "make test\n.venv/bin/plasticine-jax frobnicate\npython train.py\n```\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "README", readme)
+    commands = readme_commands()
+    assert commands[0] == [".venv/bin/plasticine-jax", "run", "configs/x.yaml", "a=1"]
+    assert [_kind(a) for a in commands] == ["run", "not run", "unknown", "unknown"]
+
+
+@pytest.mark.parametrize(
+    "argv", COMMANDS, ids=[f"{i}-{_kind(a).replace(' ', '_')}" for i, a in enumerate(COMMANDS)]
+)
+def test_readme_command_runs(argv, tmp_path, monkeypatch, capsys):
+    kind = _kind(argv)
+    args = argv[1:]
+    if kind == "unknown":
+        pytest.fail(
+            f"README command {shlex.join(argv)!r}: this test does not know how to run it; "
+            "teach tests/test_readme_commands.py (_kind), or add it to NOT_RUN with a reason"
+        )
+    if kind in ("list", "doctor"):
+        monkeypatch.chdir(ROOT)
+        assert main(args) == 0
+        assert capsys.readouterr().out.strip()
+    elif kind == "run":
+        monkeypatch.chdir(ROOT)
+        out_dir = tmp_path / "runs"
+        assert main([*args, *_tiny(args[1], args[2:], out_dir)]) == 0, capsys.readouterr()
+        summaries = _finished_runs(out_dir)
+        assert [s["status"] for s in summaries] == ["finished"]
+    elif kind == "resume":
+        _run_resume(args, tmp_path, monkeypatch, capsys)
+    else:
+        _run_own_method(argv, tmp_path)
+
+
+def _run_resume(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """``run --resume runs/<name>``: the run directory comes from a tiny run of the config
+    the name starts with, stopped after its first chunk, in a scratch working directory."""
+    run_dir = Path(args[2])
+    config = ROOT / "configs" / f"{run_dir.name.rsplit('-', 2)[0]}.yaml"
+    assert config.is_file(), f"README resumes {run_dir}: no config {config.name} to make it"
+    out_dir = tmp_path / run_dir.parent
+    overrides = [*_tiny(config, [], out_dir), f"run.name={run_dir.name}"]
+    stopped = run(load_config(config, overrides), stop_after_chunks=1)
+    assert stopped.status == "interrupted"
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 0, capsys.readouterr()
+    assert "finished:" in capsys.readouterr().out
+    assert json.loads((tmp_path / run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def _run_own_method(argv: list[str], tmp_path: Path) -> None:
+    """As the README runs it: from a directory holding ``my_methods.py`` (and ``configs/``,
+    ``.venv/``), through the console script, with no ``PYTHONPATH``."""
+    for name, source in readme_files().items():
+        (tmp_path / f"{name}.py").write_text(source)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+    args = argv[1:]
+    exe = str(tmp_path / argv[0]) if "/" in argv[0] else str(Path(sys.executable).parent / argv[0])
+    shrink = _tiny(ROOT / args[1], args[2:], tmp_path / "runs")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([exe, *args, *shrink], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [s["status"] for s in _finished_runs(tmp_path / "runs")] == ["finished"]
