@@ -12,25 +12,33 @@ import copy
 import dataclasses
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from scipy import special
 
 from plasticine_jax.agents.ppo import PPO
 from plasticine_jax.config import load_config
 from plasticine_jax.envs.registry import make_env
+from plasticine_jax.methods import _surgery, compose, make_method
+from plasticine_jax.methods.adam_gnt import ScaleByAdamGnTState
+from plasticine_jax.methods.base import LearnerState
+from plasticine_jax.methods.continual_backprop import init_cbp_state
 from plasticine_jax.runner.plan import build_methods, traced_hp
 from tests.conftest import tiny
 
 
 @functools.cache
-def _agent(methods: tuple[str, ...] = (), **metrics):
-    """A tiny CartPole PPO (hidden [8], relu) with the named methods, and its traced hp."""
+def _agent(methods: tuple = (), **metrics):
+    """A tiny CartPole PPO (hidden [8], relu) and its traced hp. ``methods``: names, or
+    ``(name, ((option, value), ...))`` pairs (hashable, for the cache)."""
     data = tiny(agent={"num_steps": 8, "network": {"hidden_sizes": [8], "activation": "relu"}},
                 metrics={"every": 1, "probe_size": 32, **metrics})
-    data["methods"] = [{"name": n} for n in methods]
+    data["methods"] = [{"name": m} if isinstance(m, str) else {"name": m[0], "options": dict(m[1])}
+                       for m in methods]
     cfg = load_config(data=data)
     ms = build_methods(cfg)
     agent = PPO(cfg, make_env(cfg.env.backend, cfg.env.id, cfg.env.num_envs), ms)
@@ -138,3 +146,223 @@ def test_trac_step_reads_the_clipped_gradient_as_plasticine():
 def _keys_like(tree, key):
     leaves, treedef = jax.tree.flatten(tree)
     return jax.tree.unflatten(treedef, list(jax.random.split(key, len(leaves))))
+
+
+# ----------------------------------------------------------------------- AdamGnT
+
+
+B1, B2 = 0.9, 0.999
+
+
+def _late_adam_state(opt_state, params, t, key):
+    """``opt_state`` as after ``t`` Adam steps: moments of that age, Adam's step count(s) at
+    ``t`` (a scalar for optax.adam, per entry for adam_gnt), the schedule count left at 0."""
+    k1, k2 = jax.random.split(key)
+    mu = jax.tree.map(lambda p, k: 1e-3 * jax.random.normal(k, p.shape), params,
+                      _keys_like(params, k1))
+    nu = jax.tree.map(lambda p, k: 1e-6 * (1.0 + jax.random.uniform(k, p.shape)), params,
+                      _keys_like(params, k2))
+    clip_state, inject = opt_state
+    adam, rest = inject.inner_state[0], inject.inner_state[1:]
+    count = jax.tree.map(lambda c: jnp.full_like(c, t), adam.count)
+    adam = adam._replace(count=count, mu=mu, nu=nu)
+    return (clip_state, inject._replace(inner_state=(adam, *rest)))
+
+
+def _adam_of(opt_state):
+    return opt_state[1].inner_state[0]
+
+
+def _rewritten_entries(params, units: dict[str, np.ndarray]) -> dict:
+    """By hand: a rewritten unit's incoming kernel column and bias, its outgoing head rows."""
+    mask = jax.tree.map(lambda x: np.zeros(x.shape, bool), params)
+    p = mask["params"]
+    for name, u in units.items():
+        torso, layer = name.split("/")
+        p[torso][layer]["kernel"][:, u] = True
+        p[torso][layer]["bias"][u] = True
+        p[f"{torso}_head"]["kernel"][u, :] = True
+    return mask
+
+
+def _first_steps_after(method, learner_of, intervene):
+    """The base optimizer's step on the same gradient after ``intervene``, for the agent with
+    ``method`` (adam_gnt) and the same intervention under the plain agent's optax.adam."""
+    agent, hp = _agent((method,))
+    plain, plain_hp = _agent()
+    params = agent.init_params(jax.random.PRNGKey(0))
+    t = 1000
+    steps = {}
+    for name, a, h in (("gnt", agent, hp), ("adam", plain, plain_hp)):
+        tx = a.optimizer(h)
+        state = _late_adam_state(tx.init(params), params, t, jax.random.PRNGKey(4))
+        learner = intervene(learner_of(a, params, state), agent)
+        grads = jax.tree.map(lambda x, k: 3e-2 * jax.random.normal(k, x.shape),
+                             params, _keys_like(params, jax.random.PRNGKey(5)))
+        assert float(optax.global_norm(grads)) < float(h["agent"]["max_grad_norm"])  # no clip
+        u, _ = tx.update(grads, learner.opt_state, learner.params,
+                         max_grad_norm=h["agent"]["max_grad_norm"])
+        steps[name] = (learner, u)
+    lr, eps = float(hp["agent"]["lr"]), float(hp["agent"]["adam_eps"])
+    return steps, grads, lr, eps, t
+
+
+def _check_first_steps(steps, grads, lr, eps, t, touched):
+    (learner, u), (_, u_today) = steps["gnt"], steps["adam"]
+    g, got, today = _flat(grads), _flat(u), _flat(u_today)
+    on = _flat(touched).astype(bool)
+    assert on.any() and (~on).any()
+    # The surgery restarted exactly the rewritten entries' step counts.
+    counts = _flat(_adam_of(learner.opt_state).count)
+    np.testing.assert_array_equal(counts, np.where(on, 0, t))
+    # Rewritten entries: AdamGnT's step with count 1 from zero moments (numpy, torch's Adam
+    # formula per entry), about lr in magnitude...
+    def adam_step(count):
+        m, v = (1 - B1) * g, (1 - B2) * g**2
+        return -lr * (m / (1 - B1**count)) / (np.sqrt(v / (1 - B2**count)) + eps)
+
+    np.testing.assert_allclose(got[on], adam_step(1)[on], rtol=1e-5, atol=1e-12)
+    big = on & (np.abs(g) > 1e-2)
+    assert big.any()
+    np.testing.assert_allclose(np.abs(got[big]), lr, rtol=1e-2)
+    # ... where today's shared count (t + 1 = 1001) makes it about 2.5 lr.
+    np.testing.assert_allclose(today[on], adam_step(t + 1)[on], rtol=1e-5, atol=1e-12)
+    assert (np.abs(today[big]) > 2.3 * lr).all()
+    # Every other entry steps exactly as with today's optax.adam.
+    np.testing.assert_array_equal(got[~on], today[~on])
+
+
+def _cbp_learner(agent, params, opt_state):
+    ms = compose.init_method_states(agent.methods, params, jax.random.PRNGKey(6))
+    return LearnerState(params, opt_state, params, ms)
+
+
+def test_continual_backprop_restarts_adam_on_replaced_weights_as_adam_gnt():
+    m = make_method("continual_backprop")
+    assert m.needs_element_counts
+    hp = {"replacement_rate": 0.5, "maturity": 0.0, "decay": 0.99}
+    obs = jax.random.normal(jax.random.PRNGKey(7), (32, 4))
+    replaced = {}
+
+    def intervene(learner, agent):
+        ms = {m.name: init_cbp_state(learner.params)}
+        new = m.intervention.apply(learner._replace(method_state=ms), obs,
+                                   jax.random.PRNGKey(8), hp, None, agent.ctx)
+        for name, s in new.method_state[m.name].items():
+            replaced[name] = np.flatnonzero(np.asarray(s["age"]) == 0)  # reset ages
+        return new
+
+    steps, grads, lr, eps, t = _first_steps_after("continual_backprop", _cbp_learner, intervene)
+    assert all(len(u) == 4 for u in replaced.values())  # 0.5 x 8 eligible units per layer
+    _check_first_steps(steps, grads, lr, eps, t, _rewritten_entries(grads, replaced))
+
+
+REDO_ZM = ("redo", (("zero_moments", True),))
+
+
+def test_redo_with_zero_moments_restarts_adam_on_recycled_weights():
+    m = make_method(*REDO_ZM[:1], dict(REDO_ZM[1]))
+    assert m.needs_element_counts
+    obs = jax.random.normal(jax.random.PRNGKey(7), (32, 4))
+    recycled = {}
+
+    def intervene(learner, agent):
+        layer = learner.params["params"]["actor"]["layer_0"]
+        layer = {"kernel": layer["kernel"].at[:, 3].set(0.0), "bias": layer["bias"].at[3].set(-1.0)}
+        p = {**learner.params["params"], "actor": {**learner.params["params"]["actor"],
+                                                     "layer_0": layer}}
+        learner = learner._replace(params={**learner.params, "params": p})
+        for name, a in agent.network.apply(learner.params, obs).activations.items():
+            score = np.abs(np.asarray(a)).mean(0)
+            recycled[name] = np.flatnonzero(score / score.mean() <= 0.025)  # Sokar et al.
+        return m.intervention.apply(learner, obs, jax.random.PRNGKey(8), {"tau": 0.025}, None,
+                                    agent.ctx)
+
+    steps, grads, lr, eps, t = _first_steps_after(REDO_ZM, _cbp_learner, intervene)
+    assert 3 in recycled["actor/layer_0"]
+    _check_first_steps(steps, grads, lr, eps, t, _rewritten_entries(grads, recycled))
+
+
+def test_redo_dopamine_moment_zeroing_keeps_the_global_count():
+    m = make_method("redo", {"zero_moments": True, "reset_counts": False})
+    assert not m.needs_element_counts
+    agent, hp = _agent((("redo", (("zero_moments", True), ("reset_counts", False))),))
+    state = agent.optimizer(hp).init(agent.init_params(jax.random.PRNGKey(0)))
+    assert isinstance(_adam_of(state), optax.ScaleByAdamState)
+
+
+def test_adam_gnt_is_adam_until_a_reset_and_keeps_the_schedule():
+    agent, hp = _agent(("continual_backprop",))
+    plain, plain_hp = _agent()
+    params = agent.init_params(jax.random.PRNGKey(0))
+    tx, ref = agent.optimizer(hp), plain.optimizer(plain_hp)
+    s, s_ref = tx.init(params), ref.init(params)
+    assert isinstance(_adam_of(s), ScaleByAdamGnTState)
+    per_update = agent.cfg.agent.update_epochs * agent.cfg.agent.num_minibatches
+    for i in range(2 * per_update):
+        g = jax.tree.map(lambda x, k: jax.random.normal(k, x.shape), params,
+                         _keys_like(params, jax.random.PRNGKey(i)))
+        u, s = tx.update(g, s, params, max_grad_norm=hp["agent"]["max_grad_norm"])
+        u_ref, s_ref = ref.update(g, s_ref, params)
+        np.testing.assert_array_equal(_flat(u), _flat(u_ref))
+    # LR annealing reads the schedule's own count: one update done -> lr (1 - 1 / updates).
+    want = float(hp["agent"]["lr"]) * (1 - 1 / agent.num_updates)
+    np.testing.assert_allclose(float(s[1].hyperparams["learning_rate"]), want, rtol=1e-6)
+    # An optimizer-state reset restarts every per-entry count, keeps the learning rate.
+    reset = _surgery.reset_opt_state(s, params)
+    assert not _flat(_adam_of(reset).count).any() and not _flat(_adam_of(reset).mu).any()
+    assert float(reset[1].hyperparams["learning_rate"]) == float(s[1].hyperparams["learning_rate"])
+    kept = _surgery.reset_opt_state(s, params, reset_count=False)
+    np.testing.assert_array_equal(_flat(_adam_of(kept).count), 2 * per_update)
+
+
+# ----------------------------------------------------------------------- ReDo overlap
+
+
+def _dopamine_redo(params, fresh, recycled):
+    """Dopamine's ``recycle_dead_neurons`` on numpy arrays: every recycled unit's incoming
+    weights re-initialised first, then every recycled unit's outgoing weights zeroed."""
+    out = jax.tree.map(np.array, params)
+    p, f = out["params"], jax.tree.map(np.asarray, fresh)["params"]
+    for name, u in recycled.items():
+        torso, layer = name.split("/")
+        p[torso][layer]["kernel"][:, u] = f[torso][layer]["kernel"][:, u]
+        p[torso][layer]["bias"][u] = f[torso][layer]["bias"][u]
+    for name, u in recycled.items():
+        torso, layer = name.split("/")
+        nxt = f"layer_{int(layer.split('_')[1]) + 1}"
+        reader = p[torso][nxt] if nxt in p[torso] else p[f"{torso}_head"]
+        reader["kernel"][u, :] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("mode", ["zero", "fresh"])
+def test_redo_weights_between_two_recycled_units(mode):
+    from plasticine_jax.envs.core import DiscreteActions
+    from plasticine_jax.methods.redo import redo_params
+    from plasticine_jax.networks import ActorCritic, NetworkSpec
+
+    net = ActorCritic(NetworkSpec(hidden_sizes=(8, 8), activation="relu"), DiscreteActions(2))
+    init = jax.jit(lambda k: net.init(k, jnp.zeros((1, 6))))
+    params = init(jax.random.PRNGKey(0))
+    p = jax.tree.map(np.array, params)
+    for layer, unit in (("layer_0", 1), ("layer_1", 2)):  # dead under ReLU: z = -1
+        p["params"]["actor"][layer]["kernel"][:, unit] = 0.0
+        p["params"]["actor"][layer]["bias"][unit] = -1.0
+    params = jax.tree.map(jnp.asarray, p)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
+    acts = jax.jit(net.apply)(params, obs).activations
+    fresh = init(jax.random.PRNGKey(2))
+    recycle = jax.jit(redo_params, static_argnames=("torsos", "dormant_to_dormant"))
+    new, _, mask = recycle(params, acts, fresh, 0.025, dormant_to_dormant=mode)
+    recycled = {k: np.flatnonzero(np.asarray(v)) for k, v in mask.items()}
+    assert 1 in recycled["actor/layer_0"] and 2 in recycled["actor/layer_1"]
+    w = np.asarray(new["params"]["actor"]["layer_1"]["kernel"])[1, 2]
+    if mode == "zero":
+        assert w == 0.0
+        chex.assert_trees_all_equal(jax.tree.map(np.asarray, new),
+                                    _dopamine_redo(params, fresh, recycled))
+    else:
+        assert w == float(fresh["params"]["actor"]["layer_1"]["kernel"][1, 2]) != 0.0
+    with pytest.raises(ValueError, match="dormant_to_dormant must be one of"):
+        make_method("redo", {"dormant_to_dormant": "random"})

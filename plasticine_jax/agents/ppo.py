@@ -29,6 +29,7 @@ from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import ContinuousActions, Environment
 from plasticine_jax.methods import compose
 from plasticine_jax.methods import hl_gauss as hlg
+from plasticine_jax.methods.adam_gnt import adam_gnt
 from plasticine_jax.methods.base import Events, LearnerState, Method, ModelContext
 from plasticine_jax.networks import ActorCritic
 from plasticine_jax.networks.heads import critic_width
@@ -112,7 +113,11 @@ class PPO:
         return self.network.init(key, self._dummy_obs)
 
     def optimizer(self, hp: HP) -> optax.GradientTransformationExtraArgs:
-        """Adam behind a global-norm clip, wrapped by the methods. Built inside the trace."""
+        """Adam behind a global-norm clip, wrapped by the methods. Built inside the trace.
+
+        Adam keeps a step count per entry (``adam_gnt``, same updates) when a method's
+        intervention restarts Adam on the entries it rewrites (``needs_element_counts``).
+        """
         a = hp["agent"]
         per_update = self.cfg.agent.update_epochs * self.cfg.agent.num_minibatches
         if self.cfg.agent.anneal_lr:
@@ -122,9 +127,10 @@ class PPO:
 
         else:
             lr = a["lr"]
+        adam = adam_gnt if any(m.needs_element_counts for m in self.methods) else optax.adam
         base = optax.chain(
             optax.clip_by_global_norm(a["max_grad_norm"]),
-            optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=a["adam_eps"]),
+            optax.inject_hyperparams(adam)(learning_rate=lr, eps=a["adam_eps"]),
         )
         return compose.wrap_optimizer(base, self.methods, hp["methods"])
 

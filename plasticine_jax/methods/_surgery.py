@@ -13,9 +13,10 @@ conv and a dense layer reads feature ``c`` at position ``(h, w)`` from row
 feature on its middle axis.
 
 Optimizer state: ``map_param_like`` finds the subtrees of an optax state shaped like the
-parameters (Adam's ``mu`` and ``nu``, momentum traces) and rewrites them; counters and
-injected hyperparameters are left alone, and so are the fields that a wrapper's
-``NamedTuple`` state declares in ``persist_fields`` (anchors: θ₀, initial norms, bounds).
+parameters (Adam's ``mu`` and ``nu``, momentum traces, ``adam_gnt``'s per-entry step
+``count``) and rewrites them; scalar counters and injected hyperparameters are left alone,
+and so are the fields that a wrapper's ``NamedTuple`` state declares in ``persist_fields``
+(anchors: θ₀, initial norms, bounds).
 """
 
 from __future__ import annotations
@@ -204,6 +205,9 @@ def zero_moments(opt_state: Any, params: Params, touched: Params) -> Any:
 
     Only parameter-shaped statistics whose leaves have the parameters' shapes are edited;
     ``persist_fields`` (anchors) and per-leaf summaries (one norm per kernel) are kept.
+    ``optax.adam``'s step count is one scalar and stays; ``adam_gnt``'s count is per entry
+    and is zeroed with the moments, so the touched entries restart Adam's bias correction
+    (AdamGnT, Dohare et al. 2024) while the others step on unchanged.
     """
 
     def zero(x: Array, m: Array) -> Array:
@@ -218,16 +222,17 @@ def reset_opt_state(opt_state: Any, params: Params, reset_count: bool = True) ->
     """Returns an optimizer state as at initialisation, for the optax Adam family.
 
     Every parameter-shaped statistic is zeroed; with ``reset_count``, the ``count`` field of
-    every state tuple that holds such statistics (Adam's bias-correction step) is zeroed
-    too. Other fields (injected hyperparameters, schedule counters) are kept, so a swept
-    learning rate survives the reset, and so are the fields a wrapper's state lists in
+    every state tuple that holds such statistics (Adam's bias-correction step, a scalar, or
+    ``adam_gnt``'s per-entry counts) is zeroed too, and without it kept. Other fields
+    (injected hyperparameters, schedule counters) are kept, so a swept learning rate
+    survives the reset, and so are the fields a wrapper's state lists in
     ``persist_fields`` (S&P's θ₀, NaP's initial norms, weight clipping's bounds, TRAC's
     reference point): a tuple whose only parameter-shaped fields persist keeps its ``count``.
     """
 
     def count(x: Any, fields: dict[str, Any], stats: list[str]) -> dict[str, Any]:
-        if reset_count and stats and "count" in fields and "count" not in persist_fields(x):
-            fields["count"] = jnp.zeros_like(x.count)
+        if stats and "count" in fields and "count" not in persist_fields(x):
+            fields["count"] = jax.tree.map(jnp.zeros_like, x.count) if reset_count else x.count
         return fields
 
     return _walk_state(opt_state, params, lambda s: jax.tree.map(jnp.zeros_like, s), count)

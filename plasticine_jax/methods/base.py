@@ -123,6 +123,10 @@ class Method:
       options: the static options it was built with, as sorted ``(key, value)`` pairs; with
         ``name`` they identify the method's structure (set by ``make_method``).
       needs_grads: the intervention reads ``learner.last_grads`` (the agent then keeps it).
+      needs_element_counts: the intervention restarts Adam on the entries it rewrites, so
+        the agent's base Adam keeps a step count per entry (``methods.adam_gnt``), which
+        moment zeroing resets with the moments (continual backprop; ReDo with
+        ``zero_moments``).
     """
 
     name: str
@@ -138,6 +142,7 @@ class Method:
     requires: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
     options: tuple[tuple[str, Any], ...] = ()
     needs_grads: bool = False
+    needs_element_counts: bool = False
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:

@@ -32,8 +32,13 @@ Defaults (Dohare et al. 2024, RL experiments): ``replacement_rate = 1e-4``,
 
 Options:
   schedule: a ``methods.schedules`` name or list (default ``every_update``).
-  zero_moments: zero the optimizer statistics of rewritten weights (default True, as their
-    ``AdamGnT``).
+  zero_moments: zero the optimizer statistics of rewritten weights and restart their Adam
+    step counts (default True, as their ``AdamGnT``: ``lop/algos/gnt.py`` zeroes
+    ``exp_avg``, ``exp_avg_sq`` and the per-entry ``step`` of a replaced unit's incoming and
+    outgoing weights and its bias). The agent's base Adam then counts steps per entry
+    (``methods.adam_gnt``), so a replaced weight's first step is Adam's first, about ``lr``,
+    rather than the ~2.5·lr that zeroed moments under a shared late step count give.
+    The readers' biases, shifted by the bias correction, keep their statistics (as there).
   bias_correction: add the replaced units' mean contribution to the readers' biases
     (default True).
   activation_width: features per unit of the network's activation (2 for CReLU / Fourier).
@@ -46,6 +51,8 @@ Registry name: ``continual_backprop``.
 References:
   Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. "Loss of plasticity in deep
   continual learning." Nature 632, 2024. https://doi.org/10.1038/s41586-024-07711-7
+  Code: https://github.com/shibhansh/loss-of-plasticity (``lop/algos/gnt.py``,
+  ``lop/utils/AdamGnT.py``).
 """
 
 from __future__ import annotations
@@ -199,4 +206,5 @@ def continual_backprop(
         name=NAME,
         hp={"replacement_rate": 1e-4, "maturity": 1e4, "decay": 0.99, **sched_hp},
         intervention=Intervention(schedule=sched, apply=apply, init_state=init_state),
+        needs_element_counts=zero_moments,
     )

@@ -7,13 +7,27 @@ channel is one unit, averaged over positions; ``metrics.dormant_scores``). Units
 scale/offset) are set to a fresh initialisation of the network, their outgoing weights
 (the next layer's rows, or the head's) are set to zero, so the recycled unit does not change
 the network's output until it learns. Conv -> flatten -> dense links are followed (the
-dense rows ``((h * W) + w) * C + c`` of channel ``c``). Layers are processed in ascending
-order from one forward pass; where a recycled unit of layer ``i`` connects to a recycled unit
-of layer ``i + 1`` the weight ends freshly initialised (incoming wins), as in Dopamine. With
-a widening activation (CReLU, Fourier) a unit is recycled iff all its features are dormant.
+dense rows ``((h * W) + w) * C + c`` of channel ``c``). Every layer's scores come from one
+forward pass. A weight from a recycled unit of layer ``i`` to a recycled unit of layer
+``i + 1`` is both outgoing (zero) and incoming (fresh); option ``dormant_to_dormant`` picks:
 
-Defaults (Plasticine, ``ppo_procgen_redo.py``): ``tau = 0.025``, every 10 updates. Plasticine
-re-initialises with PyTorch's Kaiming-uniform default; we use the network's own initialiser.
+* ``"fresh"`` (default): freshly initialised, as Plasticine's current tree
+  (``plasticine_redo``: link by link in ascending order, each layer's incoming rows
+  re-initialised after the previous link zeroed their columns, so incoming wins). Its 2025
+  tree (``redo_reset``) never zeroes outgoing weights: it does so only when the next module
+  has the current one's type, and the next module it passes is the ReLU.
+* ``"zero"``: zero, as Dopamine's ``NeuronRecycler`` (the ReDo authors' code:
+  ``recycle_dead_neurons`` re-initialises every incoming mask, then zeroes every outgoing
+  mask, so outgoing wins).
+
+With a widening activation (CReLU, Fourier) a unit is recycled iff all its features are
+dormant.
+
+Defaults: ``tau = 0.025`` and every 10 updates (Plasticine's 2025 tree,
+``standard/ppo_procgen_redo.py``; its current tree fires 10 times per task), no moment
+zeroing (Plasticine, both trees), dormant-to-dormant weights fresh (Plasticine's current
+tree). Plasticine re-initialises with PyTorch's Kaiming-uniform default; we use the
+network's own initialiser.
 
 Activations: ReDo requires a ReLU-family activation (``RELU_FAMILY``: relu, leaky_relu, gelu,
 silu, crelu; refused at config time otherwise). The score is computable for any activation,
@@ -30,6 +44,13 @@ Options:
   schedule: a ``methods.schedules`` name or list (default ``every_k_updates``).
   zero_moments: also zero the optimizer statistics of every rewritten weight (Dopamine does;
     Plasticine does not, the default).
+  reset_counts: with ``zero_moments``, also restart the rewritten weights' Adam step counts
+    (default True): the agent's base Adam counts steps per entry (``methods.adam_gnt``, as
+    continual backprop's AdamGnT), so a recycled weight's first step is Adam's first, about
+    ``lr``. False is Dopamine's: it zeroes ``mu`` and ``nu`` but keeps Adam's one global
+    ``count``, so that first step is about 2.5·lr late in training.
+  dormant_to_dormant: ``"fresh"`` (default, Plasticine's current tree) or ``"zero"``
+    (Dopamine), see above.
   torsos: restrict to these torsos (``"actor"``, ``"critic"``, ``"shared"``); default all.
 
 Hyperparameters: ``tau`` (0.025), ``period`` (10).
@@ -38,7 +59,9 @@ Registry name: ``redo``.
 
 References:
   Sokar, Agarwal, Castro, Evci. "The Dormant Neuron Phenomenon in Deep Reinforcement
-  Learning." ICML 2023, arXiv 2302.12902. Plasticine, arXiv 2504.17490.
+  Learning." ICML 2023, arXiv 2302.12902. Code: https://github.com/google/dopamine
+  (``dopamine/labs/redo/weight_recyclers.py``). Plasticine, arXiv 2504.17490,
+  https://github.com/RLE-Foundation/Plasticine.
 """
 
 from __future__ import annotations
@@ -57,11 +80,12 @@ Array = jax.Array
 
 # Activations whose near-zero outputs mark units that cannot recover (see the docstring).
 RELU_FAMILY = ("relu", "leaky_relu", "gelu", "silu", "crelu")
+DORMANT_TO_DORMANT = ("zero", "fresh")
 
 
 def redo_params(
     params: Any, activations: dict[str, Array], fresh: Any, tau: Array,
-    torsos: Sequence[str] | None = None,
+    torsos: Sequence[str] | None = None, dormant_to_dormant: str = "fresh",
 ) -> tuple[Any, Any, dict[str, Array]]:
     """Recycles the tau-dormant units of every hidden layer.
 
@@ -71,15 +95,25 @@ def redo_params(
       fresh: a fresh initialisation of the same variables.
       tau: dormancy threshold (traced).
       torsos: torsos to treat; None for all.
+      dormant_to_dormant: ``"fresh"`` (Plasticine) or ``"zero"`` (Dopamine): what a weight
+        between two recycled units becomes.
 
     Returns:
       ``(params, touched, recycled)``: new variables, a bool tree marking rewritten entries,
       and ``{"{torso}/layer_i": [units] bool}`` the recycled units.
     """
+    if dormant_to_dormant not in DORMANT_TO_DORMANT:
+        raise ValueError(
+            f"redo: dormant_to_dormant must be one of {DORMANT_TO_DORMANT}, "
+            f"got {dormant_to_dormant!r}"
+        )
     p, f = params["params"], fresh["params"]
     touched = _surgery.false_like(p)
     recycled = {}
-    names = sorted(activations, key=lambda n: _surgery.parse_activation_key(n)[::-1])
+    # Each layer rewrites its incoming weights, then zeroes its outgoing ones: in descending
+    # order a layer's zeros land last on the weights it shares with the next (outgoing wins).
+    names = sorted(activations, key=lambda n: _surgery.parse_activation_key(n)[::-1],
+                   reverse=dormant_to_dormant == "zero")
     for name in names:
         torso, i = _surgery.parse_activation_key(name)
         if torsos is not None and torso not in torsos:
@@ -95,11 +129,18 @@ def redo_params(
 def redo(
     schedule: str | Sequence[str] = "every_k_updates",
     zero_moments: bool = False,
+    reset_counts: bool = True,
+    dormant_to_dormant: str = "fresh",
     torsos: Sequence[str] | None = None,
 ) -> Method:
     """ReDo as a ``Method`` (see the module docstring)."""
     sched, sched_hp = make_schedule(schedule, {"period": 10.0})
     torsos = None if torsos is None else tuple(torsos)
+    if dormant_to_dormant not in DORMANT_TO_DORMANT:
+        raise ValueError(
+            f"redo: dormant_to_dormant must be one of {DORMANT_TO_DORMANT}, "
+            f"got {dormant_to_dormant!r}"
+        )
 
     def apply(
         learner: LearnerState, probe_obs: Array, key: Array, hp: HP, events: Events,
@@ -107,7 +148,9 @@ def redo(
     ) -> LearnerState:
         del events
         acts = ctx.apply(learner.params, probe_obs).activations
-        params, touched, _ = redo_params(learner.params, acts, ctx.init(key), hp["tau"], torsos)
+        params, touched, _ = redo_params(
+            learner.params, acts, ctx.init(key), hp["tau"], torsos, dormant_to_dormant
+        )
         opt_state = learner.opt_state
         if zero_moments:
             opt_state = _surgery.zero_moments(opt_state, params, touched)
@@ -118,4 +161,5 @@ def redo(
         hp={"tau": 0.025, **sched_hp},
         intervention=Intervention(schedule=sched, apply=apply),
         requires={"activation": RELU_FAMILY},
+        needs_element_counts=zero_moments and reset_counts,
     )
