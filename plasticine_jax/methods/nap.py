@@ -10,7 +10,12 @@ Optimizer wrapper: after each step, with θ' = θ + u the inner optimizer's resu
 * biases of dense layers and ``log_std`` are left free.
 
 The initial norms are stored in the wrapper's state (and survive an optimizer-state reset).
-Plasticine's ``nap`` scripts project after every optimizer step; so do we.
+
+When it projects: ours after every optimizer step (every minibatch, ``update_epochs ×
+num_minibatches`` times per PPO update). Plasticine projects less often: its current tree
+once per PPO update, after the epochs (``plasticine_normalize_and_project`` in
+``ppo_continual_*_plasticine.py``), and its 2025 tree every 10 updates
+(``projection_interval = 10`` in the ``*_nap.py`` scripts).
 
 No hyperparameters and no options.
 
@@ -19,6 +24,7 @@ Registry name: ``nap``.
 References:
   Lyle et al., "Normalization and effective learning rates in reinforcement learning",
   NeurIPS 2024. https://arxiv.org/abs/2407.01800
+  Plasticine, arXiv 2504.17490, https://github.com/RLE-Foundation/Plasticine.
 """
 
 from __future__ import annotations

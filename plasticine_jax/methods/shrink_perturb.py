@@ -5,10 +5,18 @@ After every optimizer step (every minibatch), each parameter becomes
     θ ← λ·θ + σ·θ_p
 
 where θ_p is a *fresh* draw from the initial distribution (``perturb="fresh"``, default) or
-the stored initial parameters θ₀ (``perturb="init"``). Defaults follow Plasticine's PPO
-("soft", per-minibatch S&P): λ = 0.999999, σ = 1 − λ = 1e-6. Plasticine's code builds a new
-randomly initialised module for every call (``gen_encoder()`` in ``shrink_perturb``), so
-"fresh" is its behaviour; "init" interpolates towards θ₀, a cheaper, deterministic variant.
+the stored initial parameters θ₀ (``perturb="init"``). The two Plasticine trees differ here:
+
+* ``"fresh"`` (default) follows Plasticine's 2025 tree: its ``shrink_perturb``
+  (``standard/ppo_procgen_snp.py`` and the other ``*_snp.py`` scripts) builds new, randomly
+  initialised modules (``gen_encoder()``, ``gen_value()``, ``gen_policy()``) on every call.
+* ``"init"`` follows its current tree: ``plasticine_shrink_and_perturb``
+  (``ppo_continual_*_base.py``) mixes in ``init_encoder`` / ``init_actor`` /
+  ``init_critic``, deep copies of the modules at construction, i.e. θ ← λθ + σθ₀. It is
+  also cheaper and deterministic.
+
+Both trees run "soft" S&P after every optimizer step (every minibatch) with λ = 0.999999 and
+σ = 1 − λ = 1e-6, our defaults.
 
 A fresh draw uses the step's PRNG ``key`` (distinct per vmapped seed) and reproduces the
 network's initialisers without rebuilding the network: a leaf that was constant at
@@ -28,6 +36,7 @@ Registry name: ``shrink_perturb``.
 References:
   Ash & Adams, "On warm-starting neural network training", NeurIPS 2020.
   https://arxiv.org/abs/1910.08475
+  Plasticine, arXiv 2504.17490, https://github.com/RLE-Foundation/Plasticine.
 """
 
 from __future__ import annotations
