@@ -61,6 +61,20 @@ def test_there_are_experiment_configs():
         (["agent.hp.lr"], "is not of the form key=value"),
         (["methods=[{name: no_such_method}]"], "unknown method 'no_such_method'"),
         (["run.progress=yes please"], "run.progress: expected true or false"),
+        (["env.id=Nope-v1"], "env.id='Nope-v1' is not a gymnax environment; choose one of:"),
+        (["env.id=CartPol-v1"], "(did you mean 'CartPole-v1'?)"),
+        (["env.backend=craftax"], "is not a craftax environment; backend 'gymnax'"),
+        (["env.id=Craftax-Classic-Symbolic-v1"], "backend 'craftax' has it: set env.backend="),
+        (["env.backend=gym"], "env.backend='gym' is unknown (did you mean 'gymnax'?)"),
+        (["env.scenario=permuted"], "env.scenario='permuted' is unknown (did you mean"),
+        (["env.scenario=dynamics_shift"], "runs on the 'brax' backend, not env.backend="),
+        (["env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 8, sed: 1}"],
+         "env.scenario_options.sed is not an option of scenario 'permuted_obs' (did you mean"),
+        (["env.scenario=permuted_obs"], "env.scenario_options.steps_per_task is required"),
+        (["env.id=MinAtar", "env.scenario=game_sequence",
+          "env.scenario_options={steps_per_task: 8, games: [Breakout, Pong]}"],
+         "games.1='Pong' is not a MinAtar game"),
+        (["sweep.env.id=[CartPole-v1, Nope-v1]"], "sweep.env.id value 'Nope-v1': env.id="),
     ],
 )
 def test_bad_config_is_refused_with_the_key_named(tiny_config, overrides, message):
@@ -177,3 +191,19 @@ def test_a_string_that_is_not_a_number_is_still_refused(tiny_config):
     with pytest.raises(ConfigError, match="agent.hp.lr: expected a number, got '1e-3x'"):
         load_config(data=__import__("tests.conftest").conftest.tiny(),
                     overrides=["agent.hp.lr=1e-3x"])
+
+
+def test_method_lists_of_included_fragments_concatenate(tmp_path):
+    (tmp_path / "a.yaml").write_text("methods:\n- {name: l2, hp: {coef: 0.01}}\n")
+    (tmp_path / "b.yaml").write_text("methods:\n- {name: crelu}\n")
+    (tmp_path / "exp.yaml").write_text(
+        "include: [a.yaml, b.yaml]\nmethods:\n- {name: trac}\n"
+    )
+    cfg = load_config(tmp_path / "exp.yaml")
+    assert [m.name for m in cfg.methods] == ["l2", "crelu", "trac"]
+    assert cfg.methods[0].hp == {"coef": 0.01}
+    # an override replaces the list as written
+    assert [m.name for m in load_config(tmp_path / "exp.yaml", ["methods=[]"]).methods] == []
+    (tmp_path / "twice.yaml").write_text("include: [a.yaml, a.yaml]\n")
+    with pytest.raises(ConfigError, match="listed more than once"):
+        load_config(tmp_path / "twice.yaml")

@@ -93,7 +93,7 @@ def test_unknown_backend_scenario_and_options_are_refused():
 def test_missing_extra_names_pip_install(monkeypatch):
     monkeypatch.setattr(registry, "_extra_installed", lambda backend: backend == "gymnax")
     for backend in ("craftax", "brax", "envpool"):
-        with pytest.raises(MissingExtraError, match=rf"pip install 'plasticine-jax\[{backend}\]'"):
+        with pytest.raises(MissingExtraError, match=rf"install -e '\.\[{backend}\]'"):
             make_env(backend, "x", 2)
     with pytest.raises(MissingExtraError, match="libqt5core5a"):
         make_env("envpool", "CoinrunEasy-v0", 2)

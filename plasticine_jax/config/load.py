@@ -1,8 +1,10 @@
 """YAML + ``key=value`` overrides -> a validated ``ExperimentConfig``, once, at the edge.
 
 Composition: a YAML file may list ``include: [other.yaml, ...]`` (paths relative to it);
-included files are merged in order, then the file's own keys win, then command-line
-overrides (``agent.hp.lr=3e-4``, ``sweep.agent.hp.lr=[1e-4,3e-4]``, ``methods=[{name: l2}]``).
+included files are merged in order, then the file's own keys win, except ``methods``: the
+lists of the included files and the file's own concatenate, in that order. Then command-line
+overrides, which replace (``agent.hp.lr=3e-4``, ``sweep.agent.hp.lr=[1e-4,3e-4]``,
+``methods=[{name: l2}]``).
 """
 
 from __future__ import annotations
@@ -73,9 +75,26 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if isinstance(includes, str):
         includes = [includes]
     merged: dict = {}
+    methods: list = []
     for inc in includes:
-        merged = deep_merge(merged, _read_yaml(path.parent / inc, (*seen, path)))
-    return deep_merge(merged, data)
+        part = _read_yaml(path.parent / inc, (*seen, path))
+        methods += _methods_list(part.pop("methods", []), path.parent / inc)
+        merged = deep_merge(merged, part)
+    own = _methods_list(data.pop("methods", []), path)
+    merged = deep_merge(merged, data)
+    if methods or own:
+        merged["methods"] = methods + own
+    return merged
+
+
+def _methods_list(value: Any, path: Path) -> list:
+    """A file's ``methods``: included fragments' lists concatenate (in include order, then
+    the file's own), so ``include: [methods/l2.yaml, methods/crelu.yaml]`` gives both."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: methods must be a list of methods, got {value!r}")
+    return value
 
 
 def deep_merge(base: Mapping, top: Mapping) -> dict:
@@ -300,11 +319,25 @@ def validate(cfg: ExperimentConfig) -> None:
             f"agent.network.activation={a.network.activation!r} is unknown; choose one of "
             f"{sorted(ACTIVATIONS)}"
         )
+    _validate_env(cfg)
     names = [m.name for m in cfg.methods]
     dup = {x for x in names if names.count(x) > 1}
     if dup:
         raise ConfigError(f"methods: {sorted(dup)} listed more than once; list each method once")
     _validate_sweep(cfg)
+
+
+def _validate_env(cfg: ExperimentConfig) -> None:
+    from plasticine_jax.envs.registry import MissingExtraError
+    from plasticine_jax.envs.validate import EnvConfigError, check_env
+
+    e = cfg.env
+    try:
+        check_env(e.backend, e.id, e.scenario, dict(e.scenario_options))
+    except EnvConfigError as err:
+        raise ConfigError(str(err)) from None
+    except MissingExtraError as err:
+        raise ConfigError(f"env.backend={e.backend!r}: {err}") from None
 
 
 def _divisors(n: int) -> list[int]:
