@@ -290,6 +290,19 @@ def test_kron_has_no_learning_rate_of_its_own():
         make_method("kron", {"variant": "kron"})
 
 
+def test_conv_kernels_merge_into_a_matrix_with_float32_factors():
+    """kron_torch's merge rule on a 4-dim leaf picks ``[prod(s[:-1]), s[-1]]``."""
+    params = {"conv": jnp.zeros((3, 3, 4, 8), jnp.bfloat16), "b": jnp.zeros((8,), jnp.bfloat16)}
+    tx = kron_tx(sgd(0.1), kron_hp())
+    state = tx.init(params)
+    assert [q.shape for q in state.kron.qs["conv"]] == [(36, 36), (8, 8)]
+    assert all(q.dtype == jnp.float32 for q in jax.tree.leaves(state.kron.qs))
+    grads = jax.tree.map(lambda x: jnp.ones_like(x) * 0.1, params)
+    u, s = jax.jit(functools.partial(tx.update, key=jax.random.PRNGKey(0)))(grads, state, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(u, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(s.kron.mu, params)
+
+
 def test_default_is_kron_torch_in_code_and_config():
     from pathlib import Path
 

@@ -39,18 +39,20 @@ each either matched or stated:
   configurable beyond the hyperparameters and options below.
 * dtype: factors in float32 (``precond_dtype``), momentum in the parameter's dtype
   (``mu_dtype`` None), the update cast back to the parameter's dtype: matched.
-* merging: a leaf of ≥ 3 dims becomes ``[prod(s[:-1]), s[-1]]`` or ``[s[0], prod(s[1:])]``,
-  whichever has the smaller signed ``cols − rows`` (the reference's rule, ``merge_dims``).
-  Applied to our layout: a flax conv kernel ``[kh, kw, in, out]`` merges to
-  ``[kh·kw·in, out]``, where kron_torch's ``[out, in, kh, kw]`` becomes ``[out·in·kh, kw]``,
-  so conv layers get different factors than in Plasticine (dense layers match: transposing
-  ``G`` only swaps the two factors). Scalars use one diagonal factor (the reference has none).
+* merging: a leaf of ≥ 3 dims becomes ``[prod(s[:-1]), s[-1]]``. The reference's rule
+  (``merge_dims``) takes that or ``[s[0], prod(s[1:])]``, whichever has the smaller signed
+  ``cols − rows``, which is always the first (with ``M`` the middle dims' product, the second
+  wins only if ``(1 − M)·s[-1] > (M − 1)·s[0]``: never). In our layout a flax conv kernel
+  ``[kh, kw, in, out]`` merges to ``[kh·kw·in, out]``, where kron_torch's
+  ``[out, in, kh, kw]`` becomes ``[out·in·kh, kw]``, so conv layers get different factors
+  than in Plasticine (dense layers match: transposing ``G`` only swaps the two factors).
+  Scalars get one diagonal factor, as in the reference's init.
 * randomness: ``V`` and the rebalance coin come from the per-step ``key`` (the reference:
   torch's global RNG and ``random.Random(42)``). Rebalancing leaves P unchanged, so only
   rounding depends on it.
 * learning rate: the base optimizer's injected rate (PPO: ``agent.hp.lr`` with its anneal),
-  as Plasticine passes the agent's rate. Weight decay: not offered (the reference's default
-  0.0, which Plasticine keeps).
+  as Plasticine passes the agent's rate (its Procgen PPO 1e-3, DMC PPO 3e-4). Weight decay:
+  not offered (the reference's default 0.0, which Plasticine keeps).
 * input: Plasticine clips the gradient to ``max_grad_norm`` (torch's ``clip_grad_norm_``)
   before ``Kron.step``. Our agent's clip sits inside the base the wrapper wraps, so the
   wrapper receives the raw gradient and clips it itself to the threshold the agent passes as
@@ -58,13 +60,14 @@ each either matched or stated:
   the norm). Without that argument Kron reads the gradient as given.
 
 **psgd_jax** follows ``psgd_jax/kron.py`` between cccb8a8 (1 Oct 2024, "no bias correction")
-and fa39c2a (13 Oct 2024): momentum not debiased; ``m`` merged as ``[prod(s[:-1]), s[-1]]``;
-the preconditioner updated with probability ``p = clip(exp(−decay·(t − flat_start)), min_prob,
-1)`` (a coin from ``key``; ``flat_start`` = 200), from ``m`` without damping, factors
-rebalanced after every update (psgd_jax: before, with probability 0.01); the update clipped
-to global norm ``√(#params)`` and then to ``[−1, 1]`` elementwise; factors in the leaf's
-dtype; the gradient read unclipped (``max_grad_norm`` is not applied). This is the behaviour
-the library had before kron_torch became the default.
+and fa39c2a (13 Oct 2024): momentum not debiased; the preconditioner updated with
+probability ``p = clip(exp(−decay·(t − flat_start)), min_prob, 1)`` (a coin from ``key``;
+``flat_start`` = 200), from ``m`` without damping; ≥ 3-dim leaves merged as above (psgd_jax
+keeps one factor per dimension); factors rebalanced after every update (psgd_jax: before,
+with probability 0.01); the update clipped to global norm ``√(#params)`` and then to
+``[−1, 1]`` elementwise; factors in the leaf's dtype; the gradient read unclipped
+(``max_grad_norm`` is not applied). This is the behaviour the library had before kron_torch
+became the default.
 
 As a method, Kron *replaces* the agent's base optimizer's update: the wrapper still runs the
 base (so its schedules and counters advance), reads the base's current ``learning_rate``
@@ -131,15 +134,11 @@ class KronState(NamedTuple):
     persist_fields = ("qs",)
 
 
-def _matrix_shape(shape: tuple[int, ...], variant: str) -> tuple[int, ...]:
+def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape a leaf is preconditioned in (see the module docstring, "merging")."""
     if len(shape) <= 2:
         return shape
-    last = (math.prod(shape[:-1]), shape[-1])
-    if variant == "psgd_jax":
-        return last
-    first = (shape[0], math.prod(shape[1:]))
-    return last if last[1] - last[0] <= first[1] - first[0] else first
+    return (math.prod(shape[:-1]), shape[-1])
 
 
 def _init_factors(shape, dtype, max_size: int, min_ndim: int) -> tuple[jax.Array, ...]:
@@ -269,7 +268,7 @@ def _psgd_jax_update(hp, state, leaves, qs, key):
     """One psgd_jax-variant step on flattened gradients; returns (directions, state parts)."""
     b1 = hp["b1"]
     mu = [b1 * m + (1.0 - b1) * g for m, g in zip(state.mu, leaves, strict=True)]
-    ms = [m.reshape(_matrix_shape(m.shape, "psgd_jax")) for m in mu]
+    ms = [m.reshape(_matrix_shape(m.shape)) for m in mu]
     count = state.count + 1
     k_coin, k_v = jax.random.split(key)
     n = count.astype(jnp.float32)
@@ -299,7 +298,7 @@ def _kron_torch_update(hp, state, leaves, qs, key):
     b1 = hp["b1"]
     mu = [(b1 * m + (1.0 - b1) * g).astype(m.dtype) for m, g in zip(state.mu, leaves, strict=True)]
     debias = 1.0 - b1 ** count.astype(jnp.float32)
-    ms = [(m / debias).astype(jnp.float32).reshape(_matrix_shape(m.shape, "kron_torch"))
+    ms = [(m / debias).astype(jnp.float32).reshape(_matrix_shape(m.shape))
           for m in mu]
     rebalance, probes = kron_torch_draws(key, [g.shape for g in ms])
 
@@ -349,7 +348,7 @@ def scale_by_kron(
     def init_fn(params):
         def factors(x):
             dtype = jnp.float32 if variant == "kron_torch" else x.dtype
-            shape = _matrix_shape(x.shape, variant)
+            shape = _matrix_shape(x.shape)
             return _init_factors(shape, dtype, max_size_triangular, min_ndim_triangular)
 
         return KronState(
