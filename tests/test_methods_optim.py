@@ -433,7 +433,7 @@ def test_user_transform_by_import_path():
     tx = compose.wrap_optimizer(optax.sgd(1.0), [noise], {noise.name: {"std": jnp.float32(0.0)}})
     u, _ = tx.update(grads, tx.init(params), params, key=KEY)
     chex.assert_trees_all_equal(u, jax.tree.map(lambda g: -g, grads))
-    with pytest.raises(ValueError, match="cannot import"):
+    with pytest.raises(ValueError, match="no module named"):
         make_method("tests.no_such_module:x")
     with pytest.raises(ValueError, match="has no"):
         make_method("tests.user_methods:nope")
