@@ -18,8 +18,7 @@ from plasticine_jax.methods import compose, make_method, schedules
 from plasticine_jax.methods.base import Events, LearnerState, ModelContext
 from plasticine_jax.methods.continual_backprop import cbp_step, init_cbp_state
 from plasticine_jax.methods.hl_gauss import hl_gauss_loss, hl_gauss_target, hl_gauss_value
-from plasticine_jax.methods.neuroplastic_expansion import active_target, target_sparsity
-from plasticine_jax.methods.plasticity_injection import OPTION, head_module
+from plasticine_jax.methods.plasticity_injection import head_module
 from plasticine_jax.methods.redo import redo_params
 from plasticine_jax.metrics import dormant_mask
 from plasticine_jax.networks import ACOutput, ActorCritic, NetworkSpec, Torso
@@ -78,10 +77,14 @@ def tx():
     )
 
 
-def learner_for(ctx, key, methods=()):
+def learner_for(ctx, key, methods=(), hps=None):
+    """A fresh learner; its optimizer is ``tx()`` wrapped by the methods' optimizer hooks
+    (plasticity injection and neuroplastic expansion keep their state there)."""
     params = ctx.init(key)
     ms = compose.init_method_states(methods, params, jax.random.fold_in(key, 1))
-    return LearnerState(params, tx().init(params), params, ms)
+    hps = {m.name: hp_of(m) for m in methods} if hps is None else hps
+    opt_state = compose.wrap_optimizer(tx(), methods, hps).init(params)
+    return LearnerState(params, opt_state, params, ms)
 
 
 def adam_mu(opt_state):
@@ -266,12 +269,13 @@ def test_redo_can_zero_the_moments_of_recycled_weights():
     assert np.asarray(mu_old["params"]["actor"]["layer_0"]["kernel"][:, 3]).any()
 
 
-@pytest.mark.parametrize("name", ["redo", "neuroplastic_expansion"])
-def test_dormancy_methods_refuse_non_relu_activations_naming_the_setter(name):
+@pytest.mark.parametrize("name, options", [("redo", {}),
+                                           ("neuroplastic_expansion", {"rule": "dormant"})])
+def test_dormancy_methods_refuse_non_relu_activations_naming_the_setter(name, options):
     from plasticine_jax.methods.validate import MethodConflictError, check_methods
     from plasticine_jax.networks.activations import ACTIVATIONS
 
-    m = make_method(name)
+    m = make_method(name, options)
     allowed = m.requires["activation"]
     assert set(allowed) == {"relu", "leaky_relu", "gelu", "silu", "crelu"}
     assert set(allowed) <= set(ACTIVATIONS)
@@ -320,45 +324,7 @@ def test_layer_reset_equals_fresh_init_of_that_layer_only():
 
 
 # ----------------------------------------------------------------------------- injection
-
-
-def test_injection_leaves_outputs_unchanged_and_freezes_the_old_head():
-    m = make_method("plasticity_injection")
-    spec = m.network(NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu"))
-    assert spec.option(OPTION) is not None
-    _, ctx = build(spec, (6,), True)
-    obs = jax.random.normal(jax.random.PRNGKey(1), (16, 6))
-    learner = sgd_steps(learner_for(ctx, jax.random.PRNGKey(0)), ctx, obs)
-    head = lambda s: s.params["params"]["actor_head"]  # noqa: E731
-
-    def loss(p):
-        out = ctx.apply(p, obs)
-        return jnp.sum(out.policy**2) + jnp.sum(out.value**2)
-
-    g = jax.grad(loss)(learner.params)["params"]["actor_head"]
-    assert not np.asarray(g["kernel_a"]).any()  # h_a idle before injection
-    inj = jax.jit(lambda s: m.intervention.apply(s, obs, jax.random.PRNGKey(3), {}, events(),
-                                                 ctx))
-    new = inj(learner)
-    before, after = ctx.apply(learner.params, obs), ctx.apply(new.params, obs)
-    np.testing.assert_array_equal(after.policy, before.policy)
-    np.testing.assert_array_equal(after.value, before.value)
-    assert np.asarray(head(new)["kernel_a"]).any()
-    np.testing.assert_array_equal(head(new)["kernel_a"], head(new)["kernel_b"])
-    # After injection: old head and h_b get no gradient, h_a and the encoder do.
-    g = jax.grad(loss)(new.params)["params"]
-    assert not np.asarray(g["actor_head"]["kernel"]).any()
-    assert not np.asarray(g["actor_head"]["kernel_b"]).any()
-    assert np.asarray(g["actor_head"]["kernel_a"]).any()
-    assert np.asarray(g["actor"]["layer_1"]["kernel"]).any()
-    # Zeroed moments make the frozen head exactly still under Adam.
-    trained = sgd_steps(new, ctx, obs, n=2)
-    np.testing.assert_array_equal(head(trained)["kernel"], head(new)["kernel"])
-    assert not np.array_equal(head(trained)["kernel_a"], head(new)["kernel_a"])
-    # A second injection folds the first and still leaves the outputs unchanged.
-    again = inj(trained)
-    np.testing.assert_allclose(ctx.apply(again.params, obs).policy,
-                               ctx.apply(trained.params, obs).policy, atol=1e-6)
+# Plasticity injection has its own file: tests/test_injection.py.
 
 
 # ----------------------------------------------------------------------------- CBP
@@ -390,32 +356,7 @@ def test_continual_backprop_replaces_no_more_than_its_rate_allows():
 
 
 # ----------------------------------------------------------------------------- NE
-
-
-def test_neuroplastic_expansion_sparsity_follows_its_schedule():
-    m = make_method("neuroplastic_expansion")
-    spec = NetworkSpec(torso="mlp", hidden_sizes=(8, 8), activation="relu")
-    _, ctx = build(spec, (6,))
-    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
-    hp = hp_of(m, initial_sparsity=0.8, final_sparsity=0.2, grow_until=8.0, period=2.0,
-               zeta=0.2)
-    learner = learner_for(ctx, jax.random.PRNGKey(0), [m])
-    step = jax.jit(lambda s, t: compose.apply_interventions(
-        [m], s, obs, jax.random.PRNGKey(0), {m.name: hp}, events(step=t), ctx))
-    last_topology_sparsity = None
-    for t in range(1, 13):
-        learner = sgd_steps(learner, ctx, obs, n=1)
-        learner = step(learner, t)
-        masks = learner.method_state[m.name]["masks"]
-        if t == 1 or t % 2 == 0:  # first firing draws the masks; then every `period`
-            last_topology_sparsity = float(target_sparsity(t, hp))
-        for name, mask in masks.items():
-            torso, layer = name.split("/")
-            kernel = np.asarray(learner.params["params"][torso][layer]["kernel"])
-            assert not kernel[~np.asarray(mask)].any(), name  # masked weights are zero
-            n_active = int(np.asarray(mask).sum())
-            assert n_active == int(active_target(last_topology_sparsity, mask.size)), (t, name)
-    assert last_topology_sparsity == pytest.approx(0.2)
+# Neuroplastic expansion has its own file: tests/test_neuroplastic_expansion.py.
 
 
 # ----------------------------------------------------------------------------- H&T, optimizer
@@ -577,14 +518,14 @@ def composite():
     hps = {m.name: hp_of(m, period=1.0, maturity=0.0, replacement_rate=0.5) for m in methods}
     ev = events(step=2, switched=True)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    learners = jax.vmap(lambda k: learner_for(ctx, k, methods))(keys)
+    learners = jax.vmap(lambda k: learner_for(ctx, k, methods, hps))(keys)
 
     def run(s, k):
         return compose.apply_interventions(methods, s, obs, k, hps, ev, ctx)
 
     out = jax.jit(jax.vmap(run))(learners, keys)
-    return {"run": run, "ctx": ctx, "methods": methods, "keys": keys, "learners": learners,
-            "out": out}
+    return {"run": run, "ctx": ctx, "methods": methods, "hps": hps, "keys": keys,
+            "learners": learners, "out": out}
 
 
 def test_all_interventions_jit_and_vmap_over_two_seeds(composite):
@@ -601,7 +542,7 @@ def test_all_interventions_jit_and_vmap_over_two_seeds(composite):
 def test_vmapped_seed_equals_the_seed_alone(composite):
     k = composite["keys"][1]
     alone = jax.jit(composite["run"])(
-        learner_for(composite["ctx"], k, composite["methods"]), k)
+        learner_for(composite["ctx"], k, composite["methods"], composite["hps"]), k)
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], composite["out"]), alone,
                                 atol=1e-6)
 
@@ -622,11 +563,11 @@ def test_redo_through_ppo_end_to_end():
     (group,) = plan(cfg)
     program = Program(group)
     states = program.init()
-    before = jax.tree.map(np.asarray, states.learner.params)
+    before = jax.tree.map(np.asarray, states.members.learner.params)
     states, out = program.run_chunk(states, 0)
     assert program.compiles == 1
     for k in ("pg_loss", "v_loss", "grad_norm"):
         assert np.isfinite(out[k]).all(), k
-    assert np.isfinite(np.asarray(jax.tree.leaves(states.learner.params)[0])).all()
+    assert np.isfinite(np.asarray(jax.tree.leaves(states.members.learner.params)[0])).all()
     assert not np.array_equal(jax.tree.leaves(before)[0],
-                              np.asarray(jax.tree.leaves(states.learner.params)[0]))
+                              np.asarray(jax.tree.leaves(states.members.learner.params)[0]))

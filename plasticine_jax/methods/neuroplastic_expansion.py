@@ -1,66 +1,100 @@
-"""Neuroplastic expansion (Liu et al. ICLR 2025): grow a sparse network, prune dormant units.
+"""Neuroplastic expansion (Liu et al. ICLR 2025): grow a sparse network, prune weak weights.
 
-Every hidden-layer kernel ``W_l`` carries a fixed-shape boolean mask ``M_l`` in the method
-state; after every update ``W_l <- W_l * M_l``, so masked connections stay exactly zero.
-Every ``period`` (the paper's Delta) updates the topology changes:
+Every masked kernel ``W_l`` carries a fixed-shape boolean mask ``M_l``. Two hooks:
 
-1. *Dormant pruning*: among the active incoming connections of the layer's tau-dormant units
-   (``metrics.dormant_mask`` on the probe batch), the ones with the smallest ``|w|`` are
-   switched off, at most ``floor(zeta * #active)`` per layer.
-2. *Elastic growth*: the inactive connections with the largest potential gradient ``|g|``
-   are switched on until the layer's density is the target ``1 - s(t)``, where
-   ``s(t) = s_T + (s_0 - s_T) * max(0, 1 - t / T)`` goes linearly from ``initial_sparsity``
-   to ``final_sparsity`` over ``grow_until`` (T) updates. Connections just pruned are grown
-   again only when nothing else is left. Grown weights start at zero (the paper's choice) or
-   from a LeCun normal draw; the optimizer statistics of pruned and grown weights are
-   zeroed.
+* masking, every optimizer step (``optimizer``, :func:`sparse_mask_tx`): masked gradients
+  are zeroed before the wrapped optimizer and the update is rewritten so that
+  ``W_l <- (W_l + u) * M_l``, as the reference's gradient hook (``grad * mask``) and
+  optimizer-step wrapper (``apply_mask_to_weights``) do;
+* topology (``intervention``, between updates): prune and grow connections.
 
-So after every topology update each layer's sparsity is exactly ``s(t)`` (to one
-connection). The initial masks are drawn uniformly at density ``1 - s(1)`` at the first
-firing (the method state cannot see ``hp`` at initialisation), so the very first update is
-dense.
+The masks live in the wrapper's optimizer state (``SparseMaskState``), the one place both
+hooks read: an optimizer sees only its own state, an intervention may rewrite
+``learner.opt_state``. They survive optimizer resets. ``method_state`` keeps a PRNG key and
+the optimizer step count at the last topology check.
 
-Gradients: the method sets ``needs_grads``, so the agent keeps the loss gradient of each
-update's last minibatch in ``learner.last_grads`` and growth ranks inactive connections by
-its magnitude, as the paper does (a masked weight is zero, but its gradient is not). Only
-when a caller provides no ``last_grads`` (e.g. a learner built by hand) does it fall back to
-the gradient of the loss-agnostic sensitivity
-``0.5 * mean_x (||policy(x)||^2 + value(x)^2)`` on the probe batch (as in connection-sensitivity
-pruning), which ranks connections by how strongly they would move the outputs.
+Rule ``"reference"`` (default): the authors' ``STL_Scheduler`` (torressliu/
+neuroplastic-expansion, ``NE/STL_Scheduler.py``, small-to-large mode).
 
-Activations: dormant pruning uses ReDo's score, so the method requires a ReLU-family
-activation like ReDo (``redo.RELU_FAMILY``; see ``methods/redo.py`` for why a near-zero
-output does not mark a stuck unit under tanh, sigmoid, identity or Fourier features).
+* Masked: every weight layer, heads included (its ``get_W``), except ``InjectableDense``
+  heads (plasticity injection rewrites those).
+* Initial masks, at optimizer init: per network (a torso and the heads it feeds),
+  Erdős–Rényi sparsities ``S_l`` at ``initial_stl_sparsity`` (:func:`erdos_renyi`); a layer
+  keeps its ``n - floor(S_l n)`` largest ``|w|``.
+* Every ``delta`` optimizer steps, while the network's sparsity ``1 - sum M / sum n`` is above
+  ``sparsity``, each layer with ``n_1`` active connections (:func:`reference_topology`):
 
-The paper's third component, experience review (a consolidation phase replaying early
-data), needs the agent's buffer and is not part of this intervention.
+      free_0 = initial_stl_sparsity * n - n_1(0)        (fixed at initialisation)
+      n_grow = max(0, int(zeta * free_0)),  n_prune = int(0.4 * n_grow)
+      keep   = the n_1 - n_prune largest |w| among the active connections
+      grow   = the n_grow largest |g| outside keep     (g: the last minibatch's gradient)
+      M <- keep | grow
 
-Defaults (ours; the paper tunes per environment): ``initial_sparsity = 0.75``,
-``final_sparsity = 0.0``, ``grow_until = 1000`` updates, ``period = 25``, ``zeta = 0.05``,
+  New connections start at zero (or a LeCun draw); a pruned connection grown back keeps
+  its weight; optimizer statistics are not touched (masked gradients let them decay).
+
+Where we differ from the reference: it skips the optimizer step of a topology step; its
+STL branch grows ``int(0.008 free_0)`` (``uniform_annealing`` returns that constant and
+ignores ``zeta``; its README documents ``zeta = 0.0008``, our default: set 0.008 to match
+its code); for a negative ``free_0`` (a layer denser than ``1 - initial_stl_sparsity``) its
+``int()`` arithmetic re-activates zero weights, we grow nothing; it measures sparsity on
+the weights' zeros, we on the masks; once at the target it keeps a RigL-style topology
+(prune ``int(n_1 * 0.1 (1 + cos(pi t / T)))``, regrow as many), we freeze it. ``delta``
+counts optimizer steps as its scheduler does; the intervention fires on the first update
+after the count crosses a multiple. Defaults: ``sparsity = 0.25``,
+``initial_stl_sparsity = 0.8`` (its ``train.py``), ``zeta = 0.0008``, ``delta = 10000``
+(its README).
+
+Rule ``"dormant"`` (ours): hidden layers only; initial masks by magnitude at the uniform
+sparsity ``initial_sparsity``; every ``period`` updates, with
+``s(t) = s_T + (s_0 - s_T) max(0, 1 - t / T)`` (``initial_sparsity`` to ``final_sparsity``
+over ``grow_until`` updates; :func:`update_topology`):
+
+1. of the active incoming connections of the tau-dormant units (ReDo's score on the probe
+   batch), at most ``floor(zeta * #active)`` with the smallest ``|w|`` are pruned;
+2. the inactive connections with the largest ``|g|`` are grown to density ``1 - s(t)``
+   (just-pruned ones only when nothing else is left); the optimizer statistics of pruned
+   and grown weights are zeroed.
+
+It needs a ReLU-family activation (``redo.RELU_FAMILY``). Defaults: ``initial_sparsity =
+0.75``, ``final_sparsity = 0``, ``grow_until = 1000``, ``period = 25``, ``zeta = 0.05``,
 ``tau = 0.025``.
 
-Options:
-  grow_init: ``"zero"`` (default) or ``"lecun"``.
-  topology_schedule: a ``methods.schedules`` name or list (default ``every_k_updates``).
+Both rules grow by ``learner.last_grads`` (``needs_grads``; the reference uses the unmasked
+gradient of the step before its topology update) or, without it, by the gradient of
+``0.5 mean_x (||policy(x)||^2 + value(x)^2)`` on the probe batch.
 
-State (``method_state["neuroplastic_expansion"]``): ``masks`` (``"{torso}/layer_i"`` -> bool
-like the kernel), ``started``, ``key``.
+Order and timing: a wrapper listed after this method acts on its output, so one that
+rewrites parameters (``shrink_perturb``'s perturbation) makes masked weights nonzero; list
+``neuroplastic_expansion`` after it. The first rollout runs the dense initial network (the
+masks apply from the first optimizer step). The paper's experience review needs the
+agent's buffer and is not part of this method.
+
+Options:
+  rule: ``"reference"`` (default) or ``"dormant"``.
+  init_method: new connections' weights, ``"zero"`` (default) or ``"lecun"`` (truncated
+    normal, std ``sqrt(1 / fan_in)``, what the reference's ``_lecun_init`` computes; there it
+    is called with a weight tensor and reads ``.weight`` off it, and its TD3 never sets
+    ``init_method``, so the reference's runs use zero).
+  topology_schedule: rule ``"dormant"`` only, a ``methods.schedules`` name or list
+    (default ``every_k_updates``).
 
 Registry name: ``neuroplastic_expansion``.
 
 References:
   Liu, Obando-Ceron, Courville, Pan. "Neuroplastic Expansion in Deep Reinforcement
-  Learning." ICLR 2025, arXiv 2410.07994.
+  Learning." ICLR 2025, arXiv 2410.07994. https://github.com/torressliu/neuroplastic-expansion
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from plasticine_jax.methods import _surgery
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
@@ -71,21 +105,122 @@ from plasticine_jax.metrics.dormant import dormant_mask
 Array = jax.Array
 
 NAME = "neuroplastic_expansion"
-GROW_INITS = ("zero", "lecun")
+RULES = ("reference", "dormant")
+INIT_METHODS = ("zero", "lecun")
 
 
-def _layer_paths(params: Any) -> list[tuple[str, str]]:
+class SparseMaskState(NamedTuple):
+    """State of :func:`sparse_mask_tx`.
+
+    Attributes:
+      inner: the wrapped optimizer's state.
+      masks: module path (``"actor/layer_0"``, ``"critic_head"``) -> bool like its kernel.
+      free0: module path -> float32, the reference's initial growth space ``free_0``.
+      steps: int32, optimizer steps taken.
+    """
+
+    inner: optax.OptState
+    masks: dict[str, Array]
+    free0: dict[str, Array]
+    steps: Array
+
+    # Topology and counters, not statistics: optimizer-state resets keep them.
+    persist_fields = ("masks", "free0", "steps")
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def masked_networks(params: Any, rule: str) -> list[list[str]]:
+    """Module paths of the masked kernels, grouped by network (a torso and its heads)."""
     p = params["params"]
-    return [
-        (torso, f"layer_{i}")
-        for torso in ("shared", "actor", "critic")
-        if torso in p
-        for i in _surgery.hidden_layers(p, torso)
-    ]
+    nets = []
+    for torso in ("shared", "actor", "critic"):
+        if torso not in p:
+            continue
+        mods = [f"{torso}/layer_{i}" for i in _surgery.hidden_layers(p, torso)]
+        if rule == "reference":
+            mods += [h for h in _surgery.HEADS[torso] if h in p and "kernel_a" not in p[h]]
+        nets.append(mods)
+    return nets
+
+
+def _kernel(p: dict, module: str) -> Array:
+    return _surgery.get_path(p, (*module.split("/"), "kernel"))
+
+
+def _set_kernel(p: dict, module: str, value: Array) -> None:
+    _surgery.set_path(p, (*module.split("/"), "kernel"), value)
+
+
+def _top_n(score: Array, n: Array) -> Array:
+    """Bool mask of the ``n`` largest entries of ``score`` (any shape, ``n`` traced; ties by
+    position)."""
+    flat = score.reshape(-1)
+    rank = jnp.argsort(jnp.argsort(-flat, stable=True), stable=True)
+    return (rank < n).reshape(score.shape)
+
+
+def erdos_renyi(shapes: Sequence[tuple[int, ...]], sparsity: Array) -> Array:
+    """Erdős–Rényi layer sparsities ``[L]`` of one network at overall ``sparsity``.
+
+    ``1 - S_l = eps * sum(shape_l) / prod(shape_l)``, with ``eps`` such that the network keeps
+    ``(1 - sparsity) * sum_l n_l`` weights; while the densest layer would exceed density 1,
+    the layers with the largest ratio are made dense (``S_l = 0``) and ``eps`` is solved
+    again over the others (the reference's ``sparse_set``, from In-Time
+    Over-Parameterization's ``sparselearning/core.py``).
+    """
+    n = jnp.asarray([math.prod(s) for s in shapes], jnp.float32)
+    raw = jnp.asarray([sum(s) / math.prod(s) for s in shapes], jnp.float32)
+    s = jnp.asarray(sparsity, jnp.float32)
+    dense = jnp.zeros(len(shapes), bool)
+
+    def solve(dense):
+        rhs = jnp.sum(jnp.where(dense, -n * s, n * (1.0 - s)))
+        divisor = jnp.sum(jnp.where(dense, 0.0, raw * n))
+        return rhs / jnp.where(divisor > 0, divisor, 1.0)
+
+    for _ in range(len(shapes)):
+        eps = solve(dense)
+        largest = jnp.max(jnp.where(dense, -jnp.inf, raw))
+        dense = dense | ((largest * eps > 1.0) & ~dense & (raw == largest))
+    return jnp.where(dense, 0.0, jnp.clip(1.0 - raw * solve(dense), 0.0, 1.0))
+
+
+def magnitude_mask(kernel: Array, sparsity: Array) -> Array:
+    """Keeps the ``n - floor(sparsity * n)`` largest ``|w|`` of ``kernel``."""
+    drop = jnp.floor(jnp.asarray(sparsity, jnp.float32) * kernel.size).astype(jnp.int32)
+    return _top_n(jnp.abs(kernel), kernel.size - drop)
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def reference_topology(
+    kernel: Array, mask: Array, grad: Array, free0: Array, zeta: Array, fresh: Array
+) -> tuple[Array, Array]:
+    """One topology update of the reference rule on one layer (module docstring).
+
+    Args:
+      kernel: current weights (zero where masked); mask: bool like it; grad: the loss
+        gradient like it; free0: the layer's initial growth space; zeta: growth fraction;
+      fresh: values of new connections, like ``kernel``.
+
+    Returns:
+      ``(kernel, mask)``.
+    """
+    n_grow = jnp.floor(jnp.maximum(free0 * zeta, 0.0)).astype(jnp.int32)
+    n_prune = (2 * n_grow) // 5  # int(0.4 * n_grow), exactly
+    n_keep = jnp.maximum(jnp.sum(mask) - n_prune, 0)
+    keep = _top_n(jnp.where(mask, jnp.abs(kernel), -jnp.inf), n_keep) & mask
+    grow = _top_n(jnp.where(keep, -jnp.inf, jnp.abs(grad)), n_grow) & ~keep
+    new_mask = keep | grow
+    kernel = jnp.where(grow & ~mask, fresh, jnp.where(new_mask, kernel, 0.0))
+    return kernel, new_mask
 
 
 def target_sparsity(step: Array, hp: HP) -> Array:
-    """``s(t) = s_T + (s_0 - s_T) * max(0, 1 - t / T)``."""
+    """Rule ``"dormant"``: ``s(t) = s_T + (s_0 - s_T) * max(0, 1 - t / T)``."""
     t = jnp.asarray(step, jnp.float32)
     T = jnp.maximum(jnp.asarray(hp["grow_until"], jnp.float32), 1.0)
     s0 = jnp.asarray(hp["initial_sparsity"], jnp.float32)
@@ -98,43 +233,17 @@ def active_target(sparsity: Array, size: int) -> Array:
     return jnp.round((1.0 - sparsity) * size).astype(jnp.int32)
 
 
-def _top_n(score: Array, n: Array) -> Array:
-    """Bool mask of the ``n`` largest entries of ``score`` (any shape, ``n`` traced)."""
-    flat = score.reshape(-1)
-    rank = jnp.argsort(jnp.argsort(-flat))
-    return (rank < n).reshape(score.shape)
-
-
-def random_mask(key: Array, shape: tuple[int, ...], sparsity: Array) -> Array:
-    """A uniformly random mask with exactly ``round((1 - sparsity) * size)`` True entries."""
-    return _top_n(jax.random.uniform(key, shape), active_target(sparsity, math.prod(shape)))
-
-
-def sensitivity_grads(apply, params: Any, probe_obs: Array) -> Any:
-    """Gradient of ``0.5 * mean_x (||policy(x)||^2 + value(x)^2)`` (the fallback potential)."""
-
-    def f(p):
-        out = apply(p, probe_obs)
-        pol = out.policy.reshape(out.policy.shape[0], -1)
-        return 0.5 * jnp.mean(jnp.sum(pol**2, axis=-1) + out.value**2)
-
-    return jax.grad(f)(params)
-
-
 def update_topology(
     kernel: Array, mask: Array, grad: Array, dormant_units: Array, sparsity: Array, zeta: Array,
     fresh: Array,
 ) -> tuple[Array, Array, Array]:
-    """Prune the dormant units' weakest connections, then grow to the target density.
+    """Rule ``"dormant"``: prune the dormant units' weakest connections, grow to the target.
 
     Args:
-      kernel: ``[..., units]`` current weights (zero where masked).
-      mask: bool like ``kernel``.
-      grad: potential gradient like ``kernel``.
-      dormant_units: ``[units]`` bool.
-      sparsity: target sparsity after this update.
-      zeta: cap on the pruned fraction of active connections.
-      fresh: values for grown weights (zeros or a LeCun draw), like ``kernel``.
+      kernel: ``[..., units]`` current weights (zero where masked); mask: bool like it;
+      grad: potential gradient like it; dormant_units: ``[units]`` bool; sparsity: target
+        after this update; zeta: cap on the pruned fraction of active connections;
+      fresh: values for grown weights, like ``kernel``.
 
     Returns:
       ``(kernel, mask, changed)``; ``changed`` marks pruned and grown entries.
@@ -153,79 +262,189 @@ def update_topology(
     return kernel, mask, pruned | grown
 
 
+def initial_masks(params: Any, rule: str, hp: HP) -> tuple[dict, dict]:
+    """``(masks, free0)`` at initialisation (magnitude masks; module docstring)."""
+    p = params["params"]
+    masks, free0 = {}, {}
+    for mods in masked_networks(params, rule):
+        kernels = [_kernel(p, m) for m in mods]
+        if rule == "reference":
+            s_init = hp["initial_stl_sparsity"]
+            layer_s = erdos_renyi([k.shape for k in kernels], s_init)
+        else:
+            s_init = target_sparsity(0, hp)
+            layer_s = jnp.full(len(mods), s_init)
+        for i, (m, k) in enumerate(zip(mods, kernels, strict=True)):
+            masks[m] = magnitude_mask(k, layer_s[i])
+            free0[m] = s_init * k.size - jnp.sum(masks[m]).astype(jnp.float32)
+    return masks, free0
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def apply_masks(tree: Any, masks: dict[str, Array], fill: Any = None) -> Any:
+    """``tree`` (like the parameters) with masked kernel entries set to ``fill`` (0, or the
+    entries of a tree like it)."""
+    p = _surgery.copy_tree(tree["params"])
+    for m, mask in masks.items():
+        other = 0.0 if fill is None else _kernel(fill["params"], m)
+        _set_kernel(p, m, jnp.where(mask, _kernel(p, m), other))
+    return {**tree, "params": p}
+
+
+def sparse_mask_tx(
+    inner: optax.GradientTransformation, hp: HP, rule: str = "reference"
+) -> optax.GradientTransformationExtraArgs:
+    """Wraps ``inner``: masked gradients in, and ``θ + u`` exactly zero where masked out."""
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params):
+        masks, free0 = initial_masks(params, rule, hp)
+        return SparseMaskState(inner.init(params), masks, free0, jnp.zeros((), jnp.int32))
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None:
+            raise ValueError(f"{NAME} needs params")
+        u, inner_state = inner.update(apply_masks(updates, state.masks), state.inner, params,
+                                      **extra)
+        minus_params = jax.tree.map(jnp.negative, params)
+        u = apply_masks(u, state.masks, minus_params)  # p + (-p) == 0 exactly
+        return u, state._replace(inner=inner_state, steps=state.steps + 1)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _is_state(x: Any) -> bool:
+    return isinstance(x, SparseMaskState)
+
+
+def mask_state(opt_state: Any) -> SparseMaskState:
+    """The ``SparseMaskState`` inside ``opt_state`` (raises if there is none)."""
+    found = [s for s in jax.tree.leaves(opt_state, is_leaf=_is_state) if _is_state(s)]
+    if not found:
+        raise ValueError(
+            f"{NAME}: the optimizer state holds no SparseMaskState; build the optimizer with "
+            "compose.wrap_optimizer(tx, methods, hps) so that the method's optimizer hook "
+            "wraps it"
+        )
+    return found[0]
+
+
+def masks_of(opt_state: Any) -> dict[str, Array]:
+    """The current masks (module path -> bool like its kernel)."""
+    return mask_state(opt_state).masks
+
+
+def _set_masks(opt_state: Any, masks: dict[str, Array]) -> Any:
+    return jax.tree.map(lambda s: s._replace(masks=masks) if _is_state(s) else s, opt_state,
+                        is_leaf=_is_state)
+
+
+def sparsity_of(masks: dict[str, Array]) -> dict[str, Array]:
+    """Per-layer sparsity ``1 - mean(mask)``."""
+    return {k: 1.0 - jnp.mean(m.astype(jnp.float32)) for k, m in masks.items()}
+
+
+# ----------------------------------------------------------------------------- method
+
+
+def sensitivity_grads(apply, params: Any, probe_obs: Array) -> Any:
+    """Gradient of ``0.5 * mean_x (||policy(x)||^2 + value(x)^2)`` (the fallback potential)."""
+
+    def f(p):
+        out = apply(p, probe_obs)
+        pol = out.policy.reshape(out.policy.shape[0], -1)
+        return 0.5 * jnp.mean(jnp.sum(pol**2, axis=-1) + out.value**2)
+
+    return jax.grad(f)(params)
+
+
+def _fresh(init_method: str, key: Array, kernel: Array) -> Array:
+    if init_method == "zero":
+        return jnp.zeros_like(kernel)
+    return jax.nn.initializers.lecun_normal()(key, kernel.shape, kernel.dtype)
+
+
 def neuroplastic_expansion(
-    grow_init: str = "zero",
+    rule: str = "reference",
+    init_method: str = "zero",
     topology_schedule: str | Sequence[str] = "every_k_updates",
 ) -> Method:
     """Neuroplastic expansion as a ``Method`` (see the module docstring)."""
-    if grow_init not in GROW_INITS:
-        raise ValueError(f"{NAME}: grow_init={grow_init!r}; choose one of {GROW_INITS}")
-    topo_sched, sched_hp = make_schedule(topology_schedule, {"period": 25.0})
+    if rule not in RULES:
+        raise ValueError(f"{NAME}: rule={rule!r}; choose one of {RULES}")
+    if init_method not in INIT_METHODS:
+        raise ValueError(f"{NAME}: init_method={init_method!r}; choose one of {INIT_METHODS}")
+    if rule == "reference":
+        hp = {"sparsity": 0.25, "initial_stl_sparsity": 0.8, "zeta": 0.0008, "delta": 10000.0}
+        topo_sched = None
+    else:
+        topo_sched, sched_hp = make_schedule(topology_schedule, {"period": 25.0})
+        hp = {"initial_sparsity": 0.75, "final_sparsity": 0.0, "grow_until": 1000.0,
+              "zeta": 0.05, "tau": 0.025, **sched_hp}
 
     def init_state(params: Any, key: Array) -> dict:
-        masks = {
-            f"{t}/{layer}": jnp.ones(params["params"][t][layer]["kernel"].shape, bool)
-            for t, layer in _layer_paths(params)
-        }
-        return {"masks": masks, "started": jnp.zeros((), bool), "key": key}
+        del params
+        return {"key": key, "last_steps": jnp.zeros((), jnp.int32)}
 
-    def topology(learner, probe_obs, key, hp, events, ctx, masks):
+    def topology(learner, probe_obs, key, hp, events, ctx, st):
         params = learner.params
-        grads = getattr(learner, "last_grads", None)
+        grads = learner.last_grads
         if grads is None:
             grads = sensitivity_grads(ctx.apply, params, probe_obs)
-        acts = ctx.apply(params, probe_obs).activations
-        sparsity = target_sparsity(events.update_step, hp)
-        p = _surgery.copy_tree(params["params"])
-        touched = _surgery.false_like(p)
-        new_masks = {}
-        for (t, layer), k in zip(
-            _layer_paths(params), jax.random.split(key, len(masks)), strict=True
-        ):
-            name = f"{t}/{layer}"
-            kernel = p[t][layer]["kernel"]
-            units = kernel.shape[-1]
-            dormant = _surgery.unit_mask_from_features(dormant_mask(acts[name], hp["tau"]), units)
-            if grow_init == "zero":
-                fresh = jnp.zeros_like(kernel)
-            else:
-                fan_in = math.prod(kernel.shape[:-1])
-                fresh = jax.random.normal(k, kernel.shape, kernel.dtype) / jnp.sqrt(fan_in)
-            kernel, mask, changed = update_topology(
-                kernel, masks[name], grads["params"][t][layer]["kernel"], dormant, sparsity,
-                jnp.asarray(hp["zeta"], jnp.float32), fresh,
-            )
-            p[t][layer]["kernel"] = kernel
-            touched[t][layer]["kernel"] = changed
-            new_masks[name] = mask
+        p, g = _surgery.copy_tree(params["params"]), grads["params"]
+        masks, touched = dict(st.masks), _surgery.false_like(p)
+        nets = masked_networks(params, rule)
+        keys = iter(jax.random.split(key, sum(len(mods) for mods in nets)))
+        if rule == "dormant":
+            acts = ctx.apply(params, probe_obs).activations
+            sparsity = target_sparsity(events.update_step, hp)
+            zeta = jnp.asarray(hp["zeta"], jnp.float32)
+        for mods in nets:
+            if rule == "reference":  # grows while the network is sparser than the target
+                active = sum(jnp.sum(masks[m]) for m in mods)
+                size = sum(masks[m].size for m in mods)
+                zeta = jnp.where(active < (1.0 - hp["sparsity"]) * size, hp["zeta"], 0.0)
+            for m in mods:
+                kernel = _kernel(p, m)
+                fresh = _fresh(init_method, next(keys), kernel)
+                if rule == "reference":
+                    kernel, masks[m] = reference_topology(
+                        kernel, masks[m], _kernel(g, m), st.free0[m], zeta, fresh)
+                else:
+                    units = kernel.shape[-1]
+                    dormant = _surgery.unit_mask_from_features(
+                        dormant_mask(acts[m], hp["tau"]), units)
+                    kernel, masks[m], changed = update_topology(
+                        kernel, masks[m], _kernel(g, m), dormant, sparsity, zeta, fresh)
+                    _set_kernel(touched, m, changed)
+                _set_kernel(p, m, kernel)
         params = {**params, "params": p}
-        opt_state = _surgery.zero_moments(learner.opt_state, params, {"params": touched})
-        return params, opt_state, new_masks
+        opt_state = _set_masks(learner.opt_state, masks)
+        if rule == "dormant":
+            opt_state = _surgery.zero_moments(opt_state, params, {"params": touched})
+        return params, opt_state
 
     def apply(
         learner: LearnerState, probe_obs: Array, key: Array, hp: HP, events: Events,
         ctx: ModelContext,
     ) -> LearnerState:
+        del key  # the state's own stream keeps topologies independent of the other methods
         state = learner.method_state[NAME]
-        k_init, k_topo = jax.random.split(jax.random.fold_in(state["key"], events.update_step))
-        del key  # the state's own stream keeps masks independent of the other methods' order
-        s_first = target_sparsity(events.update_step, hp)
-        first = {
-            name: random_mask(k, m.shape, s_first)
-            for (name, m), k in zip(
-                state["masks"].items(), jax.random.split(k_init, len(state["masks"])), strict=True
-            )
-        }
-        masks = jax.tree.map(lambda a, b: jnp.where(state["started"], a, b), state["masks"], first)
-        params = _apply_masks(learner.params, masks)
-        learner = learner._replace(params=params)
-        fire = jnp.asarray(topo_sched(events, hp), bool) & state["started"]
-        params, opt_state, masks = jax.lax.cond(
+        st = mask_state(learner.opt_state)
+        if rule == "reference":
+            delta = jnp.maximum(jnp.asarray(hp["delta"]).astype(jnp.int32), 1)
+            fire = (hp["delta"] > 0) & (st.steps // delta > state["last_steps"] // delta)
+        else:
+            fire = jnp.asarray(topo_sched(events, hp), bool)
+        k = jax.random.fold_in(state["key"], events.update_step)
+        params, opt_state = jax.lax.cond(
             fire,
-            lambda: topology(learner, probe_obs, k_topo, hp, events, ctx, masks),
-            lambda: (learner.params, learner.opt_state, masks),
+            lambda: topology(learner, probe_obs, k, hp, events, ctx, st),
+            lambda: (learner.params, learner.opt_state),
         )
-        new_state = {**state, "masks": masks, "started": jnp.ones((), bool)}
+        new_state = {**state, "last_steps": st.steps}
         return learner._replace(
             params=params, opt_state=opt_state,
             method_state={**learner.method_state, NAME: new_state},
@@ -233,28 +452,9 @@ def neuroplastic_expansion(
 
     return Method(
         name=NAME,
-        hp={
-            "initial_sparsity": 0.75,
-            "final_sparsity": 0.0,
-            "grow_until": 1000.0,
-            "zeta": 0.05,
-            "tau": 0.025,
-            **sched_hp,
-        },
+        hp=hp,
+        optimizer=lambda tx, hp: sparse_mask_tx(tx, hp, rule),
         intervention=Intervention(schedule=every_update(), apply=apply, init_state=init_state),
-        requires={"activation": RELU_FAMILY},
+        requires={"activation": RELU_FAMILY} if rule == "dormant" else {},
         needs_grads=True,
     )
-
-
-def _apply_masks(params: Any, masks: dict[str, Array]) -> Any:
-    p = _surgery.copy_tree(params["params"])
-    for name, m in masks.items():
-        t, layer = name.split("/")
-        p[t][layer]["kernel"] = jnp.where(m, p[t][layer]["kernel"], 0.0)
-    return {**params, "params": p}
-
-
-def sparsity_of(masks: dict[str, Array]) -> dict[str, Array]:
-    """Per-layer sparsity ``1 - mean(mask)``."""
-    return {k: 1.0 - jnp.mean(m.astype(jnp.float32)) for k, m in masks.items()}
