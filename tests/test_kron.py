@@ -157,10 +157,12 @@ def test_matches_numpy_kron_torch_step_by_step():
     history, state = run_ours(kron_tx(sgd(0.1), kron_hp(**hp)), keys)
     for t, want in enumerate(expected):
         for k in ("w", "b"):
-            np.testing.assert_allclose(history[k][t], want[k], rtol=1e-4, atol=1e-6,
-                                       err_msg=f"step {t + 1}, leaf {k}")
-    for ours, want in zip(state.kron.qs["w"] + state.kron.qs["b"],
-                          expected_qs["w"] + expected_qs["b"], strict=True):
+            np.testing.assert_allclose(
+                history[k][t], want[k], rtol=1e-4, atol=1e-6, err_msg=f"step {t + 1}, leaf {k}"
+            )
+    for ours, want in zip(
+        state.kron.qs["w"] + state.kron.qs["b"], expected_qs["w"] + expected_qs["b"], strict=True
+    ):
         np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-6)
     assert all(q.dtype == jnp.float32 for q in jax.tree.leaves(state.kron.qs))
 
@@ -229,8 +231,10 @@ def test_preconditioner_changes_only_on_fired_steps():
 
 def test_update_rms_is_clipped_per_leaf():
     params = {"w": jnp.zeros((4, 3)), "b": jnp.zeros((3,))}
-    grads = {"w": 10.0 * jnp.linspace(-1.0, 2.0, 12).reshape(4, 3),
-             "b": jnp.array([0.01, -0.02, 0.03])}
+    grads = {
+        "w": 10.0 * jnp.linspace(-1.0, 2.0, 12).reshape(4, 3),
+        "b": jnp.array([0.01, -0.02, 0.03]),
+    }
     tx = kron_tx(sgd(1.0), kron_hp(precond_lr=0.0))
     u, _ = jax.jit(tx.update)(grads, tx.init(params), params, key=jax.random.PRNGKey(0))
     rms = lambda x: float(jnp.sqrt(jnp.mean(x * x)))  # noqa: E731
@@ -272,8 +276,9 @@ def test_kron_torch_reads_the_gradient_clipped_to_the_agents_max_grad_norm():
     scale = 0.5 / np.sqrt(60.0)
     for variant, factor in (("kron_torch", scale), ("psgd_jax", 1.0)):
         tx = kron_tx(sgd(0.1), kron_hp(variant), variant=variant)
-        step = jax.jit(functools.partial(tx.update, key=jax.random.PRNGKey(0),
-                                         max_grad_norm=jnp.float32(0.5)))
+        step = jax.jit(
+            functools.partial(tx.update, key=jax.random.PRNGKey(0), max_grad_norm=jnp.float32(0.5))
+        )
         _, s = step(grads, tx.init(params), params)
         want = jax.tree.map(lambda g, f=factor: 0.1 * f * g, grads)
         chex.assert_trees_all_close(s.kron.mu, want, rtol=1e-6)

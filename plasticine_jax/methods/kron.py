@@ -186,8 +186,9 @@ def _apply_q_inv_t(q: jax.Array, v: jax.Array, axis: int) -> jax.Array:
 def _factor_step(qs, g, v, precond_lr, floor):
     """One PSGD Kron step of one leaf's factors from ``(g, v)`` (both in matrix shape)."""
     if g.ndim == 0:
-        new = _factor_step((qs[0].reshape((1,)),), g.reshape((1,)), v.reshape((1,)),
-                           precond_lr, floor)
+        new = _factor_step(
+            (qs[0].reshape((1,)),), g.reshape((1,)), v.reshape((1,)), precond_lr, floor
+        )
         return (new[0].reshape(()),)
     a, b = g, v
     for axis, q in enumerate(qs):
@@ -229,7 +230,9 @@ def _precondition(qs, g):
     return out
 
 
-def kron_torch_schedule(count: jax.Array, counter: jax.Array, hp: HP):
+def kron_torch_schedule(
+    count: jax.Array, counter: jax.Array, hp: HP
+) -> tuple[jax.Array, jax.Array]:
     """kron_torch's deterministic preconditioner-update decision for one step.
 
     Args:
@@ -247,7 +250,9 @@ def kron_torch_schedule(count: jax.Array, counter: jax.Array, hp: HP):
     return fire, jnp.where(fire, 0, counter)
 
 
-def kron_torch_draws(key: jax.Array, shapes: Sequence[tuple[int, ...]]):
+def kron_torch_draws(
+    key: jax.Array, shapes: Sequence[tuple[int, ...]]
+) -> tuple[jax.Array, list[jax.Array]]:
     """The kron_torch variant's randomness for one step: ``(rebalance, probes)``.
 
     Args:
@@ -298,17 +303,18 @@ def _kron_torch_update(hp, state, leaves, qs, key):
     b1 = hp["b1"]
     mu = [(b1 * m + (1.0 - b1) * g).astype(m.dtype) for m, g in zip(state.mu, leaves, strict=True)]
     debias = 1.0 - b1 ** count.astype(jnp.float32)
-    ms = [(m / debias).astype(jnp.float32).reshape(_matrix_shape(m.shape))
-          for m in mu]
-    rebalance, probes = kron_torch_draws(key, [g.shape for g in ms])
+    ms = [(m / debias).astype(jnp.float32).reshape(_matrix_shape(m.shape)) for m in mu]
 
     def refresh(qs, ms):
+        rebalance, probes = kron_torch_draws(key, [g.shape for g in ms])
         qs = jax.lax.cond(
             rebalance, lambda qs: [_balance(q) if len(q) > 1 else q for q in qs], list, qs
         )
         ms = [g + _SQRT_EPS * jnp.mean(jnp.abs(g)) * v for g, v in zip(ms, probes, strict=True)]
-        qs = [_factor_step(q, g, v, hp["precond_lr"], _TINY)
-              for q, g, v in zip(qs, ms, probes, strict=True)]
+        qs = [
+            _factor_step(q, g, v, hp["precond_lr"], _TINY)
+            for q, g, v in zip(qs, ms, probes, strict=True)
+        ]
         return qs, ms
 
     qs, ms = jax.lax.cond(fire, refresh, lambda qs, ms: (list(qs), ms), list(qs), ms)
@@ -452,7 +458,5 @@ def kron(
         name="kron",
         hp=hp,
         identity_hp={**hp, "enabled": 0.0},
-        optimizer=lambda tx, hp: kron_tx(
-            tx, hp, variant, max_size_triangular, min_ndim_triangular
-        ),
+        optimizer=lambda tx, hp: kron_tx(tx, hp, variant, max_size_triangular, min_ndim_triangular),
     )
