@@ -22,6 +22,29 @@ def _f(default: Any = dataclasses.MISSING, *, factory: Any = None, **meta: Any) 
 
 
 @dataclasses.dataclass(frozen=True)
+class NormalizeConfig:
+    """Observation and reward normalisation by running statistics (``envs.normalize``, gym's
+    ``NormalizeObservation`` / ``NormalizeReward`` with CleanRL's clipping); static."""
+
+    obs: bool = _f(False, help="normalise observations: clip((obs - mean) / sqrt(var + 1e-8))")
+    reward: bool = _f(False, help="normalise rewards: clip(r / sqrt(var(G) + 1e-8))")
+    clip_obs: float = _f(10.0, range=(0.0, None), help="bound of normalised observations")
+    clip_reward: float = _f(10.0, range=(0.0, None), help="bound of normalised rewards")
+    gamma: float = _f(
+        0.99, range=(0.0, 1.0), help="discount of the return G (set it to agent.hp.gamma)"
+    )
+    returns: str = _f(
+        "gymnasium",
+        choices=("gymnasium", "gym"),
+        help="gymnasium: G = G * gamma * (1 - terminated) + r; gym (<= 0.26): G restarts "
+        "after any episode end",
+    )
+    reset_on_task_switch: bool = _f(
+        False, help="restart the statistics at each task switch (Plasticine's fresh wrappers)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which environment, how many copies per seed, and its continual scenario (static)."""
 
@@ -31,13 +54,14 @@ class EnvConfig:
     options: dict = _f(factory=dict, help="backend keyword arguments")
     scenario: str = _f("none", help="continual scenario wrapper, or none")
     scenario_options: dict = _f(factory=dict, help="scenario settings (task length, ...)")
+    normalize: NormalizeConfig = _f(factory=NormalizeConfig)
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
     """The actor-critic's architecture (static); methods may edit it further."""
 
-    torso: str = _f("mlp", choices=("mlp", "minatar_cnn", "atari_cnn"))
+    torso: str = _f("mlp", choices=("mlp", "minatar_cnn", "atari_cnn", "impala_cnn"))
     hidden_sizes: tuple[int, ...] = _f((64, 64), help="dense widths after any convolutions")
     activation: str = _f("tanh", help="a name from plasticine_jax.networks.ACTIVATIONS")
     norm: str = _f("none", choices=("none", "layernorm"))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from plasticine_jax.envs.continual import check_no_unknown, schedule_from_options
 from plasticine_jax.envs.core import Environment
+from plasticine_jax.envs.normalize import normalize_env
+
+if TYPE_CHECKING:
+    from plasticine_jax.config.schema import NormalizeConfig
 
 BACKENDS = ("gymnax", "craftax", "brax", "envpool")
 SCENARIOS = (
@@ -151,8 +155,10 @@ def make_env(
     options: Mapping[str, Any] | None = None,
     scenario: str = "none",
     scenario_options: Mapping[str, Any] | None = None,
+    normalize: NormalizeConfig | None = None,
 ) -> Environment:
-    """Returns ``num_envs`` copies of ``env_id`` from ``backend``, wrapped by ``scenario``.
+    """Returns ``num_envs`` copies of ``env_id`` from ``backend``, wrapped by ``scenario``,
+    then by the observation / reward normalisation ``normalize`` asks for.
 
     Args:
       backend: one of ``BACKENDS``.
@@ -163,6 +169,8 @@ def make_env(
       scenario: one of ``SCENARIOS``.
       scenario_options: the scenario's options; ``steps_per_task`` is required for all but
         ``"none"``. Unknown keys are an error.
+      normalize: running-statistics normalisation (``envs.normalize``); None or all off for
+        none. It wraps the scenario, so the scenario's tasks are what it normalises.
 
     Raises:
       MissingExtraError: the backend's extra is not installed (before anything compiles).
@@ -175,10 +183,12 @@ def make_env(
     sopts = dict(scenario_options or {})
     if scenario == "none":
         check_no_unknown(sopts, "none")
-        return _make_base(backend, env_id, num_envs, options)
-    if scenario not in _SCENARIO_BUILDERS:
+        env = _make_base(backend, env_id, num_envs, options)
+    elif scenario not in _SCENARIO_BUILDERS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {list(SCENARIOS)}")
-    return _SCENARIO_BUILDERS[scenario](backend, env_id, num_envs, options, sopts)
+    else:
+        env = _SCENARIO_BUILDERS[scenario](backend, env_id, num_envs, options, sopts)
+    return normalize_env(env, normalize)
 
 
 class EnvEntry(NamedTuple):

@@ -85,6 +85,7 @@ class Program:
             cfg.env.options,
             cfg.env.scenario,
             cfg.env.scenario_options,
+            cfg.env.normalize,
         )
         self.group = group
         self.agent = PPO(cfg, env, group.methods)
