@@ -192,3 +192,22 @@ def test_envpool_runs_refuse_resume_and_keep_their_rows(tmp_path):
     with pytest.raises(ConfigError, match="envpool.*not in the checkpoint"):
         run(resume=run_dir)
     assert (run_dir / "metrics.csv").read_text() == "group,member\n0,0\n"
+
+
+def test_member_sharding_that_cannot_split_evenly_says_so():
+    from plasticine_jax.runner.program import member_sharding
+
+    sharding, note = member_sharding(3, ["dev0", "dev1"])
+    assert sharding is None
+    assert "3 members do not divide over 2 devices" in note and "multiple of 2" in note
+    assert member_sharding(3, ["dev0"]) == (None, "")
+
+
+def test_weakly_typed_env_state_compiles_each_chunk_once(tmp_path):
+    """gymnax's SpaceInvaders-MinAtar reset returns weakly typed ints; the program's init
+    makes them strong, or the second chunk would compile again."""
+    base = tiny(env={"id": "SpaceInvaders-MinAtar", "num_envs": 2},
+                agent={"network": {"torso": "minatar_cnn", "hidden_sizes": [8]}},
+                run={"out_dir": str(tmp_path), "num_seeds": 1, "name": "si"})
+    result = run(load_config(data=base))
+    assert result.status == "finished" and result.programs_compiled == 1

@@ -34,6 +34,19 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
 
 
+def _strong_types(tree: Any) -> Any:
+    """``tree`` with every weakly typed leaf made strong. Some env resets (gymnax MinAtar's
+    SpaceInvaders and Freeway) return weakly typed ints, which the first update turns
+    strong: the second chunk then no longer matched the compiled one and compiled again."""
+
+    def strong(x):
+        if getattr(x, "weak_type", False) and jnp.issubdtype(x.dtype, jnp.number):
+            return jax.lax.convert_element_type(x, x.dtype)
+        return x
+
+    return jax.tree.map(strong, tree)
+
+
 def guard_update(update, trained_params, loss_keys):
     """Wraps one member's ``update`` so that divergence freezes it instead of spreading.
 
@@ -97,7 +110,7 @@ class Program:
             self.agent.update, self.agent.trained_params, self.agent.loss_keys
         )
         self._run_chunk = jax.jit(self._chunk, static_argnums=2, donate_argnums=0)
-        self._init = jax.jit(jax.vmap(self.agent.init))
+        self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
 
     @property
     def compiles(self) -> int:
