@@ -47,14 +47,18 @@ tree (``plasticine/ppo_continual_procgen_base.py``, ``ppo_continual_dmc_base.py`
 that exist before training, and never rebuilt, so ``new_a`` and ``new_b`` never enter it:
 ``new_a`` is never updated (the output stays ``original(x)``) while ``original`` keeps
 training with its Adam moments. ``.detach()`` also stops the encoder's gradient through
-``new_b``. The continual scripts inject in the middle of each task and after each task (a
-second injection wraps the ``Injector`` in another). 2025 tree
-(``plasticine/standard/ppo_procgen_pi.py`` and siblings, commit 78ea347, June 2025): the
-same ``Injector`` and the same single optimizer, fired when
+``new_b``. The continual Procgen script injects in the middle of each task and after each
+task (DMC: every ``plasticine_frequency`` updates and after each task; C51 Atari: once, at
+half the steps); a second injection wraps the ``Injector`` in another. 2025 tree
+(``plasticine/standard/ppo_procgen_pi.py`` and siblings, as of June 2025, commit 326b810;
+removed in January 2026): the same ``Injector`` and the same single optimizer, fired when
 ``iteration % (num_iterations // 2) == 0`` (the middle and the last update); its April 2025
-versions folded an earlier ``Injector`` into a new ``nn.Linear``, whose parameters were
-then outside the optimizer as well. So Plasticine's injection leaves training unchanged.
-Ours follows the paper (``h_a`` trains, ``h_old`` is frozen; ``keep_trainable`` keeps
+versions folded an earlier ``Injector`` into a new ``nn.Linear``, outside the optimizer as
+well, which froze the heads at a second injection. So in Plasticine ``h_a`` never trains
+and the outputs stay ``h_old``'s, with one side effect: ``new_a``'s gradient, which
+``optimizer.zero_grad()`` never clears, accumulates and enters
+``clip_grad_norm_(agent.parameters())``, shrinking the clipped gradient of the rest. Ours
+follows the paper (``h_a`` trains, ``h_old`` is frozen; ``keep_trainable`` keeps
 ``h_old`` training too). Our default schedule, ``at_task_switch``, follows the current
 tree's injection at task boundaries (fired after the first update of the new task) without
 its mid-task injection; add ``at_task_fraction`` (``task_fraction`` 0.5) for that, or use
