@@ -31,8 +31,8 @@ def test_injectable_heads_are_ordinary_dense_heads_until_injection():
     params, ref_params = net.init(key, OBS), ref.init(key, OBS)
     for head in ("actor_head", "critic_head"):
         assert set(params["params"][head]) == {
-            "kernel", "bias", "kernel_a", "bias_a", "kernel_b", "bias_b", "injected"
-        }
+            "kernel", "bias", "kernel_a", "bias_a", "kernel_b", "bias_b"
+        }  # no "injected" flag among the parameters: it lives in the optimizer state
         np.testing.assert_array_equal(
             params["params"][head]["kernel"], ref_params["params"][head]["kernel"]
         )
@@ -53,7 +53,7 @@ def test_injectable_heads_are_ordinary_dense_heads_until_injection():
 def test_injection_option_names_only_the_chosen_heads():
     spec = make_method("plasticity_injection", {"heads": ["critic_head"]}).network(NetworkSpec())
     params = ActorCritic(spec, DiscreteActions(2)).init(jax.random.PRNGKey(0), OBS)["params"]
-    assert "injected" in params["critic_head"] and "injected" not in params["actor_head"]
+    assert "kernel_a" in params["critic_head"] and "kernel_a" not in params["actor_head"]
     assert isinstance(InjectableDense(3), InjectableDense)
 
 
