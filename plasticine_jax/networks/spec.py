@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-TORSOS = ("mlp", "minatar_cnn", "atari_cnn")
+TORSOS = ("mlp", "minatar_cnn", "atari_cnn", "impala_cnn")
 NORMS = ("none", "layernorm")
 
-# (features, kernel, stride) per conv layer, before the dense ``hidden_sizes``.
+# (features, kernel, stride) per conv layer, before the dense ``hidden_sizes``. The residual
+# ``impala_cnn`` (Espeholt et al. 2018) is built by ``networks.impala`` instead.
 CONV_LAYERS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "mlp": (),
     "minatar_cnn": ((16, 3, 1),),  # Young & Tian 2019
@@ -21,7 +22,8 @@ class NetworkSpec:
     """Static (hashable) description of an actor-critic network.
 
     Attributes:
-      torso: ``mlp``, ``minatar_cnn`` (one 3x3 conv, 16 channels) or ``atari_cnn`` (Nature).
+      torso: ``mlp``, ``minatar_cnn`` (one 3x3 conv, 16 channels), ``atari_cnn`` (Nature) or
+        ``impala_cnn`` (IMPALA ResNet, ``networks.impala``).
       hidden_sizes: widths of the dense layers after the convolutions.
       activation: a name from ``networks.activations.ACTIVATIONS``.
       norm: ``none`` or ``layernorm`` (applied before each nonlinearity, Lyle et al. 2024).

@@ -1,4 +1,4 @@
-"""Torsos (MLP, MinAtar CNN, Nature CNN) and the actor-critic built on them.
+"""Torsos (MLP, MinAtar CNN, Nature CNN, IMPALA ResNet) and the actor-critic built on them.
 
 Every hidden layer is named ``layer_{i}`` (its optional norm ``norm_{i}``), and its output
 after the nonlinearity is returned under the same name, so metrics and interventions can
@@ -19,6 +19,7 @@ from plasticine_jax.envs.core import ActionSpace, ContinuousActions
 from plasticine_jax.networks.activations import get_activation
 from plasticine_jax.networks.conv import PatchConv
 from plasticine_jax.networks.heads import critic_width, head_module
+from plasticine_jax.networks.impala import impala_torso
 from plasticine_jax.networks.init import orthogonal
 from plasticine_jax.networks.spec import CONV_LAYERS, NetworkSpec
 
@@ -34,6 +35,8 @@ class Torso(nn.Module):
     def __call__(self, x: Array) -> tuple[Array, dict[str, Array]]:
         act_fn, _ = get_activation(self.spec.activation)
         gain = math.sqrt(2.0)
+        if self.spec.torso == "impala_cnn":  # residual: not a plain chain of CONV_LAYERS
+            return impala_torso(x, self.spec, act_fn, self._norm_act)
         activations: dict[str, Array] = {}
         i = 0
         convs = CONV_LAYERS[self.spec.torso]
