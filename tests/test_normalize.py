@@ -4,6 +4,8 @@ scripted sequence of batched steps; statistics per member, in the checkpoint, ra
 
 from __future__ import annotations
 
+import csv
+import math
 from typing import NamedTuple
 
 import flax.serialization
@@ -18,6 +20,7 @@ from plasticine_jax.envs.core import DiscreteActions, Environment, EnvSpec, Epis
 from plasticine_jax.envs.normalize import NormalizeObservation, NormalizeReward, normalize_env
 from plasticine_jax.envs.registry import make_env
 from plasticine_jax.envs.testing import jit_fast, rollout
+from plasticine_jax.runner.loop import run
 from plasticine_jax.runner.plan import plan
 from plasticine_jax.runner.program import Program
 from tests.conftest import tiny
@@ -253,3 +256,28 @@ def test_the_config_turns_them_on_in_the_program():
     assert env._gamma == 0.9
     plain = Program(plan(load_config(data=tiny()))[0]).agent.env
     assert not isinstance(plain, NormalizeObservation | NormalizeReward)
+
+
+def _rows(run_dir):
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow  # three runs, three compiles: about 45 s on two cores
+def test_a_resumed_run_goes_on_with_the_statistics_and_logs_raw_returns(tmp_path):
+    norm = {"normalize": {"obs": True, "reward": True, "gamma": 0.99}}
+    data = tiny(env=norm, agent={"num_steps": 32}, metrics={"every": 0},
+                run={"out_dir": str(tmp_path), "num_seeds": 1, "total_timesteps": 4 * 32 * 4})
+    full = run(load_config(data=data, overrides=["run.name=full"]))
+    part = run(load_config(data=data, overrides=["run.name=part"]), stop_after_chunks=1)
+    resumed = run(resume=part.run_dir)
+    rows, again = _rows(full.run_dir), _rows(resumed.run_dir)
+    assert len(rows) == len(again) == 4
+    for a, b in zip(rows, again, strict=True):
+        for k in ("pg_loss", "v_loss", "episode_return"):
+            assert math.isclose(float(a[k]), float(b[k]), rel_tol=1e-5, abs_tol=1e-7), k
+    # CartPole pays 1 per step: a raw episode return is the episode's length.
+    logged = [r for r in rows if r["episode_return"] not in ("", "nan")]
+    assert logged
+    for r in logged:
+        assert math.isclose(float(r["episode_return"]), float(r["episode_length"]), rel_tol=1e-6)
