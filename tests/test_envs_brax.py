@@ -29,7 +29,7 @@ def _shift(env_id, friction=(1.0,), mass=(1.0,), **options):
         scenario_options={
             "friction": friction,
             "mass": mass,
-            "steps_per_task": SPT,
+            "steps_per_task": 2 * SPT,  # env steps per member, 2 envs
             "num_tasks": 2,
         },
     )
@@ -91,7 +91,7 @@ def test_mass_change_changes_dynamics_and_brax_steps_under_jit_vmap():
 def test_dynamics_shift_forwards_the_episode_metric_hooks():
     shift = make_env(
         "brax", "inverted_pendulum", num_envs=2, scenario="dynamics_shift",
-        scenario_options={"mass": (1.0, 2.0), "steps_per_task": SPT},
+        scenario_options={"mass": (1.0, 2.0), "steps_per_task": 2 * SPT},
     )  # fmt: skip
     assert shift.episode_metrics(None) == {} and shift.summarize_episode_metrics({}) == {}
     shift.inner.episode_metrics = lambda info: {"ret": info}

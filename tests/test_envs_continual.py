@@ -27,7 +27,7 @@ def _permuted(mode="features", env_id="CartPole-v1", **extra):
         env_id,
         num_envs=2,
         scenario="permuted_obs",
-        scenario_options={"num_tasks": 3, "steps_per_task": SPT, "mode": mode, **extra},
+        scenario_options={"num_tasks": 3, "steps_per_task": 2 * SPT, "mode": mode, **extra},
     )
 
 
@@ -125,7 +125,7 @@ def _sequence(channels="padded"):
         scenario="game_sequence",
         scenario_options={
             "games": ["Breakout", "Freeway"],
-            "steps_per_task": 4,
+            "steps_per_task": 3 * 4,  # env steps per member: 4 steps of each of 3 envs
             "channels": channels,
         },
     )

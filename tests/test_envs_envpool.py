@@ -181,7 +181,7 @@ def test_interface_errors_name_the_fix():
             2,
             {"interface": "xla"},
             scenario="procgen_levels",
-            scenario_options={"steps_per_task": 3, "num_tasks": 2},
+            scenario_options={"steps_per_task": 6, "num_tasks": 2},
         )
     # DMC takes float64 actions, which float32 JAX cannot send through envpool's XLA call:
     # the default falls back to the callback, and asking for xla says why not.
@@ -199,7 +199,7 @@ def test_procgen_level_advances_every_task():
         num_envs=2,
         scenario="procgen_levels",
         scenario_options={
-            "steps_per_task": 3,
+            "steps_per_task": 2 * 3,  # env steps per member: 3 steps of each of 2 envs
             "num_tasks": 3,
             "start_level": 5,
             "level_stride": 20,
@@ -237,7 +237,7 @@ def test_dmc_sequence_switches_task():
         "WalkerStand-v1",
         num_envs=2,
         scenario="dmc_sequence",
-        scenario_options={"tasks": "walker", "steps_per_task": 2},
+        scenario_options={"tasks": "walker", "steps_per_task": 4},
     )
     assert env.spec.num_tasks == 6 and env.spec.obs_shape == (24,)
     traj = check_protocol(env, num_seeds=2, num_steps=5)

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))
 TOP_LEVEL = sorted((REPO / "configs").glob("*.yaml"))
 UPDATES = 4  # per group, in chunks of 2
+TINY_STEPS = UPDATES * 2 * 8  # env steps per member: 2 envs x 8 steps an update
 
 # Shrinks any shipped config: 2 envs x 8 steps, 4 updates a group, 1 seed, small widths.
 SHRINK = [
@@ -24,7 +25,7 @@ SHRINK = [
     "agent.num_steps=8",
     "agent.num_minibatches=2",
     "agent.update_epochs=1",
-    f"run.total_timesteps={UPDATES * 2 * 8}",
+    f"run.total_timesteps={TINY_STEPS}",
     "run.chunk_updates=2",
     "run.num_seeds=1",
     "run.progress=false",
@@ -44,8 +45,12 @@ def _tiny_overrides(path: Path) -> list[str]:
     if cfg.env.backend == "craftax":
         extra.append("env.options={pixels: false, reset_ratio: 2, pool_size: 2}")
     if cfg.env.scenario != "none":
-        # 2 of the 8 steps per env per update: a task switch inside every update's rollout
-        extra.append("env.scenario_options.steps_per_task=6")
+        # As many tasks in the tiny run as in the shipped one: steps_per_task shrinks with
+        # the run (env steps per member, a multiple of the 2 envs).
+        tasks = cfg.run.total_timesteps / cfg.env.scenario_options["steps_per_task"]
+        assert tasks >= 2, f"{path.name} never reaches its second task"
+        spt = max(2, round(TINY_STEPS / tasks / 2) * 2)
+        extra.append(f"env.scenario_options.steps_per_task={spt}")
     return [*SHRINK, *extra]
 
 

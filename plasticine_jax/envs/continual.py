@@ -23,7 +23,9 @@ Array = jax.Array
 
 
 class TaskSchedule(NamedTuple):
-    """``num_tasks`` tasks of ``steps_per_task`` per-env steps each."""
+    """``num_tasks`` tasks of ``steps_per_task`` steps of *each env*. (Configs count env
+    steps per member, summed over its envs; ``schedule_from_options`` divides by
+    ``num_envs``.)"""
 
     num_tasks: int
     steps_per_task: int
@@ -41,17 +43,33 @@ class TaskSchedule(NamedTuple):
         return self.task_of(count + 1) != self.task_of(count)
 
 
-def schedule_from_options(options: dict[str, Any], default_tasks: int) -> TaskSchedule:
-    """Reads ``num_tasks``/``steps_per_task`` from scenario options, validating them."""
+def schedule_from_options(
+    options: dict[str, Any], default_tasks: int, num_envs: int
+) -> TaskSchedule:
+    """Reads ``num_tasks`` and ``steps_per_task`` from scenario options, validating them.
+
+    ``steps_per_task`` counts env steps per member summed over its ``num_envs`` envs, as
+    Plasticine's ``task_timesteps`` does (its global step counts every env's step): with 16
+    envs, ``steps_per_task: 100000`` switches after 6,250 steps of each env. It must be a
+    multiple of ``num_envs``, so that every env switches at the same step.
+    """
     num_tasks = int(options.pop("num_tasks", default_tasks))
     if "steps_per_task" not in options:
-        raise ValueError("scenario_options.steps_per_task is required (per-env steps per task)")
-    steps_per_task = int(options.pop("steps_per_task"))
-    if num_tasks < 1 or steps_per_task < 1:
         raise ValueError(
-            f"num_tasks ({num_tasks}) and steps_per_task ({steps_per_task}) must be >= 1"
+            "scenario_options.steps_per_task is required (env steps per member per task, "
+            "summed over its envs)"
         )
-    return TaskSchedule(num_tasks, steps_per_task)
+    total = int(options.pop("steps_per_task"))
+    if num_tasks < 1 or total < 1:
+        raise ValueError(f"num_tasks ({num_tasks}) and steps_per_task ({total}) must be >= 1")
+    if total % num_envs:
+        lo, hi = total // num_envs * num_envs, (total // num_envs + 1) * num_envs
+        raise ValueError(
+            f"scenario_options.steps_per_task={total} (env steps per member, summed over its "
+            f"envs) is not a multiple of env.num_envs={num_envs}; use "
+            f"{lo if lo else hi} or {hi}"
+        )
+    return TaskSchedule(num_tasks, total // num_envs)
 
 
 def check_no_unknown(options: dict[str, Any], scenario: str) -> None:

@@ -530,7 +530,7 @@ def make_envpool_sequence(
     options = dict(options)
     adapter = {k: options.pop(k) for k in ("interface", "seed") if k in options}
     if scenario == "procgen_levels":
-        schedule = schedule_from_options(sopts, default_tasks=10)
+        schedule = schedule_from_options(sopts, 10, num_envs)
         start = int(sopts.pop("start_level", 0))
         stride = int(sopts.pop("level_stride", 20))
         num_levels = int(sopts.pop("num_levels", 1))
@@ -546,7 +546,7 @@ def make_envpool_sequence(
             raise ValueError(
                 f"dmc_sequence tasks: a list of envpool ids or one of {sorted(DMC_SEQUENCES)}"
             )
-        schedule = schedule_from_options(sopts, default_tasks=len(ids))
+        schedule = schedule_from_options(sopts, len(ids), num_envs)
         check_no_unknown(sopts, scenario)
         tasks = [(tid, dict(options)) for tid in ids]
     return EnvpoolEnv(tasks[0][0], num_envs, tasks=tasks, schedule=schedule, **adapter)

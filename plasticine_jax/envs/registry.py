@@ -94,7 +94,7 @@ def _make_base(backend: str, env_id: str, num_envs: int, options: dict[str, Any]
 def _permuted_obs(backend, env_id, num_envs, options, sopts) -> Environment:
     from plasticine_jax.envs.permuted import PermutedObs
 
-    schedule = schedule_from_options(sopts, default_tasks=10)
+    schedule = schedule_from_options(sopts, 10, num_envs)
     kwargs = {k: sopts.pop(k) for k in ("seed", "mode", "patch_size") if k in sopts}
     check_no_unknown(sopts, "permuted_obs")
     return PermutedObs(_make_base(backend, env_id, num_envs, options), schedule, **kwargs)
@@ -108,7 +108,7 @@ def _game_sequence(backend, env_id, num_envs, options, sopts) -> Environment:
     if options:
         raise ValueError(f"game_sequence takes no env options, got {sorted(options)}")
     games = tuple(sopts.pop("games", MINATAR_GAMES))
-    schedule = schedule_from_options(sopts, default_tasks=len(games))
+    schedule = schedule_from_options(sopts, len(games), num_envs)
     channels = sopts.pop("channels", "padded")
     check_no_unknown(sopts, "game_sequence")
     return MinAtarGameSequence(games, num_envs, schedule, channels)
@@ -121,7 +121,7 @@ def _dynamics_shift(backend, env_id, num_envs, options, sopts) -> Environment:
 
     friction = tuple(float(x) for x in sopts.pop("friction", (1.0,)))
     mass = tuple(float(x) for x in sopts.pop("mass", (1.0,)))
-    schedule = schedule_from_options(sopts, default_tasks=max(len(friction), len(mass)))
+    schedule = schedule_from_options(sopts, max(len(friction), len(mass)), num_envs)
     reset_on_switch = bool(sopts.pop("reset_on_switch", False))
     check_no_unknown(sopts, "dynamics_shift")
     base = _make_base(backend, env_id, num_envs, options)
