@@ -31,8 +31,14 @@ def test_every_experiment_yaml_builds(path):
 def test_every_fragment_yaml_parses_into_a_config(path):
     data = yaml.safe_load(path.read_text())
     if "methods" in data:  # method fragments are checked against the method registry
-        cfg = load_config(data=data)
-        plan(cfg)
+        # on a continual env (some fire at task switches), and on a single-task env, where
+        # those are refused as never firing
+        continual = {"scenario": "permuted_obs", "scenario_options": {"steps_per_task": 5000}}
+        plan(load_config(data={**data, "env": continual}))
+        try:
+            plan(load_config(data=data))
+        except ConfigError as e:
+            assert "can never fire: env.scenario='none' has a single task" in str(e)
     else:
         from plasticine_jax.config.load import from_dict
         from plasticine_jax.config.schema import ExperimentConfig
@@ -207,3 +213,205 @@ def test_method_lists_of_included_fragments_concatenate(tmp_path):
     (tmp_path / "twice.yaml").write_text("include: [a.yaml, a.yaml]\n")
     with pytest.raises(ConfigError, match="listed more than once"):
         load_config(tmp_path / "twice.yaml")
+
+
+# ---------------------------------------------------------------- found by the config fuzzer
+# (tests/test_config_fuzz.py): each input below raised something other than a ConfigError.
+
+
+def _refused(data, message, overrides=()):
+    with pytest.raises(ConfigError) as err:
+        plan(load_config(data=data, overrides=overrides))
+    assert message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ({"env.id.x": [0]}, "'env.id' is 'CartPole-v1', not a section, so it has no key 'x'"),
+        ({"agent.hp.lr.x": [0]}, "'agent.hp.lr' is 0.00025, not a section"),
+        ({1: [0]}, "sweep: key 1 is not a name (a string)"),
+        ({None: [0]}, "sweep: key None is not a name (a string)"),
+        ({"": [0]}, "sweep: key '' is not a dotted config key"),
+    ],
+)
+def test_sweep_keys_through_a_value_or_not_strings_are_refused(sweep, message):
+    from tests.conftest import tiny
+
+    data = tiny(agent={"hp": {"lr": 0.00025}})
+    _refused({**data, "sweep": sweep}, message)
+
+
+def test_an_override_through_a_list_item_that_is_not_a_section_is_refused():
+    from tests.conftest import tiny
+
+    _refused({**tiny(), "methods": ["l2"]}, "'methods.0' is 'l2', not a section",
+             ["methods.0.hp.coef=1"])
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_an_integer_field_refuses_inf_and_nan(value):
+    from tests.conftest import tiny
+
+    _refused(tiny(agent={"num_steps": value}),
+             f"agent.num_steps: expected an integer, got {value!r}")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [(10**400, "agent.hp.clip_eps=1000"),
+     (1e300, "agent.hp.clip_eps=1e+300 does not fit a float32")],
+)
+def test_a_float_field_refuses_values_beyond_float32(value, message):
+    from tests.conftest import tiny
+
+    _refused(tiny(agent={"hp": {"clip_eps": value}}), message)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps_per_task": float("inf")},
+         "env.scenario_options.steps_per_task: expected an integer, got inf"),
+        ({"steps_per_task": 4, "num_tasks": float("inf")},
+         "env.scenario_options.num_tasks: expected an integer, got inf"),
+        ({"steps_per_task": 4, "num_tasks": 10**9},
+         "env.scenario_options.num_tasks=1000000000 is out of range; allowed: [1, 10000]"),
+        ({"steps_per_task": 10**30}, "steps_per_task=1000000000000000000000000000000 is out"),
+        ({"steps_per_task": 4, "mode": "pixel"},
+         "env.scenario_options.mode='pixel' is not allowed (did you mean 'pixels'?)"),
+        ({"steps_per_task": 4, "seed": "x"}, "env.scenario_options.seed: expected an integer"),
+        ({"steps_per_task": 4, "patch_size": 0}, "patch_size=0 is out of range"),
+    ],
+)
+def test_scenario_option_values_are_checked_at_load(options, message):
+    from tests.conftest import tiny
+
+    env = {"backend": "gymnax", "id": "CartPole-v1", "num_envs": 4, "scenario": "permuted_obs",
+           "scenario_options": options}
+    _refused({**tiny(), "env": env}, message)
+
+
+@pytest.mark.parametrize(
+    "games, message",
+    [(7, "games: expected a non-empty list of names, got 7"),
+     ([], "games: expected a non-empty list of names, got []"),
+     (["Breakout", 3], "games: expected a non-empty list of names")],
+)
+def test_game_sequence_games_must_be_a_list_of_names(games, message):
+    from tests.conftest import tiny
+
+    env = {"backend": "gymnax", "id": "MinAtar", "num_envs": 4, "scenario": "game_sequence",
+           "scenario_options": {"steps_per_task": 4, "games": games}}
+    _refused({**tiny(), "env": env}, message)
+
+
+def test_scenario_option_value_checks_match_the_adapters():
+    from plasticine_jax.envs.game_sequence import CHANNEL_LAYOUTS
+    from plasticine_jax.envs.permuted import MODES
+    from plasticine_jax.envs.validate import OPTION_VALUES, SCENARIO_OPTIONS
+
+    assert OPTION_VALUES["mode"][1] == MODES
+    assert OPTION_VALUES["channels"][1] == CHANNEL_LAYOUTS
+    assert {o for opts in SCENARIO_OPTIONS.values() for o in opts} == set(OPTION_VALUES)
+
+
+@pytest.mark.parametrize(
+    "hp, message",
+    [
+        ({"coef": "abc"}, "methods.0.hp.coef: expected a number, got 'abc'"),
+        ({"coef": [1, 2]}, "methods.0.hp.coef: expected a number, got [1, 2]"),
+        ({"coef": None}, "methods.0.hp.coef: expected a number, got None"),
+        ({"coef": True}, "methods.0.hp.coef: expected a number, got True"),
+        ({"coef": float("nan")}, "methods.0.hp.coef: expected a finite number, got nan"),
+        ({"coef": 1e300}, "methods.0.hp.coef=1e+300 does not fit a float32"),
+        ({1: 0.1, "x": 0.2}, "methods.0.hp: key 1 is not a name (a string)"),
+    ],
+)
+def test_method_hp_values_must_be_finite_numbers(hp, message):
+    from tests.conftest import tiny
+
+    _refused({**tiny(), "methods": [{"name": "l2", "hp": hp}]}, message)
+
+
+def test_a_method_hp_swept_to_a_string_is_refused():
+    from tests.conftest import tiny
+
+    _refused({**tiny(), "methods": [{"name": "l2"}], "sweep": {"methods.0.hp.coef": [0.1, "x"]}},
+             "methods.0.hp.coef: expected a number, got 'x'")
+
+
+def test_seeds_are_bounded():
+    from tests.conftest import tiny
+
+    _refused(tiny(run={"num_seeds": 10**20}), "run.num_seeds=100000000000000000000 is out of range")
+    _refused(tiny(run={"seed": 2**63 - 1, "num_seeds": 2}), "exceeds the largest PRNG seed")
+
+
+def test_updates_must_fit_an_int32_counter():
+    from tests.conftest import tiny
+
+    _refused(tiny(run={"total_timesteps": 10**20}), "update counters are int32")
+
+
+def test_continual_backprop_refuses_an_activation_of_another_width():
+    from tests.conftest import tiny
+
+    _refused({**tiny(), "methods": [{"name": "crelu"}, {"name": "continual_backprop"}]},
+             "method 'continual_backprop' needs the network's activation in ('relu'")
+    _refused({**tiny(), "methods": [{"name": "continual_backprop",
+                                    "options": {"activation_width": 3}}]},
+             "no network activation suits its options {'activation_width': 3}")
+    cfg = load_config(data={**tiny(), "methods": [
+        {"name": "crelu"}, {"name": "continual_backprop", "options": {"activation_width": 2}}]})
+    assert len(plan(cfg)) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["methods=[{name: layer_reset}]"],
+         "methods.0 (layer_reset): schedule=['at_task_switch'] can never fire: env.scenario="
+         "'none' has a single task. Use options: {schedule: every_k_updates}"),
+        (["methods=[{name: opt_reset, options: {schedule: at_task_fraction}}]"],
+         "schedule=['at_task_fraction'] can never fire"),
+        (["env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 256}"],
+         "run.total_timesteps=256 never reaches the second task of scenario 'permuted_obs': "
+         "env.scenario_options.steps_per_task=256"),
+        (["env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 6}"],
+         "steps_per_task=6 (env steps per member, summed over its envs) is not a multiple "
+         "of env.num_envs=4; use 4 or 8"),
+    ],
+)
+def test_runs_that_cannot_do_what_they_ask_are_refused(overrides, message):
+    from tests.conftest import tiny
+
+    with pytest.raises(ConfigError) as err:
+        from plasticine_jax.runner.loop import build_programs
+
+        build_programs(plan(load_config(data=tiny(), overrides=overrides)))
+    assert message in str(err.value)
+
+
+def test_task_schedules_are_fine_where_tasks_switch():
+    from tests.conftest import tiny
+
+    cfg = load_config(data=tiny(), overrides=[
+        "env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 128}",
+        "methods=[{name: layer_reset}, {name: opt_reset}]"])
+    assert [m.name for m in cfg.methods] == ["layer_reset", "opt_reset"]
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"env": {"backend": "gymnax", "id": "CartPole-v1", "num_envs": 4, "options": {1: 0}}},
+         "env.options: key 1 is not a name (a string)"),
+        ({"methods": [{"name": "parseval", "options": {"layers": [{None: 1}]}}]},
+         "methods.0.options.layers.0: key None is not a name (a string)"),
+    ],
+)
+def test_mapping_keys_must_be_names(section, message):
+    from tests.conftest import tiny
+
+    _refused({**tiny(), **section}, message)

@@ -34,7 +34,18 @@ def _config(methods):
     data = tiny(agent={"network": {"hidden_sizes": [16, 16], "activation": "relu"}})
     data["methods"] = [{"name": m.name, "options": dict(m.options)} for m in methods]
     data["run"] = {**data["run"], "total_timesteps": 4 * 16 * 2, "chunk_updates": 2}
+    if any(_waits_for_tasks(m) for m in methods):
+        # a method scheduled at task switches needs them: a second task from update 2 on
+        data["env"] = {**data["env"], "scenario": "permuted_obs",
+                       "scenario_options": {"num_tasks": 2, "steps_per_task": 4 * 16}}
     return load_config(data=data)
+
+
+def _waits_for_tasks(m):
+    from plasticine_jax.config.feasibility import TASK_SCHEDULES, _schedules
+
+    return any(set(names) & set(TASK_SCHEDULES)
+               for names in _schedules(m.name, dict(m.options)).values())
 
 
 def _second_value(m):

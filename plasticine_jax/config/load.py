@@ -320,6 +320,11 @@ def validate(cfg: ExperimentConfig) -> None:
             f"{sorted(ACTIVATIONS)}"
         )
     _validate_env(cfg)
+    from plasticine_jax.config.feasibility import check_feasible
+
+    problem = check_feasible(cfg)
+    if problem:
+        raise ConfigError(problem)
     names = [m.name for m in cfg.methods]
     dup = {x for x in names if names.count(x) > 1}
     if dup:
