@@ -25,8 +25,12 @@ setup: system-deps $(VENV)/.installed-$(EXTRAS)
 quickstart: setup
 	$(BIN)/plasticine-jax run configs/quickstart.yaml
 
+# Two pytest workers (pytest-xdist), one test file each at a time so that a file's shared
+# compiled fixtures are built once; XLA runs single-threaded in tests (tests/conftest.py),
+# so the two cores each take a worker. WORKERS=0 runs in one process.
+WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
 # What CI runs (.ci/run): the same suite with every optional backend installed (craftax,
 # brax, envpool), so their adapter tests run instead of skipping. Procgen also needs Qt 5,
