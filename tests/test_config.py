@@ -378,6 +378,8 @@ def test_continual_backprop_refuses_an_activation_of_another_width():
         (["env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 256}"],
          "run.total_timesteps=256 never reaches the second task of scenario 'permuted_obs': "
          "env.scenario_options.steps_per_task=256"),
+        (["methods=[{name: hl_gauss, hp: {v_max: 100.0}}]"],
+         "methods.0 (hl_gauss): set hp ['v_min'], the support of the categorical critic"),
         (["env.scenario=permuted_obs", "env.scenario_options={steps_per_task: 6}"],
          "steps_per_task=6 (env steps per member, summed over its envs) is not a multiple "
          "of env.num_envs=4; use 4 or 8"),

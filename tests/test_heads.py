@@ -99,6 +99,8 @@ def test_hl_gauss_value_loss_is_the_cross_entropy(hl_agent):
     expected = hl_gauss_loss(logits, ret, hp["methods"]["hl_gauss"])
     np.testing.assert_allclose(aux["v_loss"], expected, rtol=1e-6)
     assert float(aux["v_loss"]) > 0.0
+    # the support is [0, 50]: the return 60 is clipped to the edge bin, and says so
+    assert float(aux["hl_gauss/return_outside_support"]) == pytest.approx(1 / 5)
 
 
 def test_hl_gauss_update_trains_the_categorical_critic(hl_agent):

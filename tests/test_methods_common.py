@@ -33,6 +33,9 @@ LOSSES = ("pg_loss", "v_loss", "entropy", "grad_norm", "approx_kl")
 def _config(methods):
     data = tiny(agent={"network": {"hidden_sizes": [16, 16], "activation": "relu"}})
     data["methods"] = [{"name": m.name, "options": dict(m.options)} for m in methods]
+    for mc in data["methods"]:
+        if mc["name"] == "hl_gauss":  # its support must be given: CartPole's returns
+            mc["hp"] = {"v_min": 0.0, "v_max": 100.0}
     data["run"] = {**data["run"], "total_timesteps": 4 * 16 * 2, "chunk_updates": 2}
     if any(_waits_for_tasks(m) for m in methods):
         # a method scheduled at task switches needs them: a second task from update 2 on

@@ -244,10 +244,15 @@ class PPO:
             # HL-Gauss: cross-entropy to the Gaussian histogram of the return; no clipping.
             hl = hp["methods"][hlg.NAME]
             v_loss = mean(hlg.hl_gauss_cross_entropy(out.value_logits, batch["return"], hl))
+            # Returns outside the support are clipped to its edge bins: never silently.
+            outside = (batch["return"] < hl["v_min"]) | (batch["return"] > hl["v_max"])
+            clipped = {"hl_gauss/return_outside_support": mean(outside.astype(jnp.float32))}
         elif c.clip_vloss:
+            clipped = {}
             v_clipped = batch["value"] + jnp.clip(value - batch["value"], -eps, eps)
             v_loss = 0.5 * mean(jnp.maximum(v_err, (v_clipped - batch["return"]) ** 2))
         else:
+            clipped = {}
             v_loss = 0.5 * mean(v_err)
         penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
         loss = pg_loss - a["ent_coef"] * entropy + a["vf_coef"] * v_loss + penalty
@@ -258,6 +263,7 @@ class PPO:
             "penalty": penalty,
             "approx_kl": mean((ratio - 1) - logratio),
             "clipfrac": mean((jnp.abs(ratio - 1) > eps).astype(jnp.float32)),
+            **clipped,
         }
         return loss, aux
 

@@ -38,6 +38,8 @@ def check_feasible(cfg: Any) -> str | None:
 
     * A continual scenario whose run ends before its second task begins
       (``run.total_timesteps <= steps_per_task``, both env steps per member).
+    * An HL-Gauss critic without an explicit support (``v_min``, ``v_max``): returns outside
+      it would be clipped; a default support cannot know the environment's returns.
     * A method whose every schedule waits for tasks (``at_task_switch``,
       ``at_task_fraction``) on a single-task environment, where neither ever fires.
     """
@@ -52,6 +54,16 @@ def check_feasible(cfg: Any) -> str | None:
             f"steps per member, summed over its envs); raise total_timesteps above {spt} or "
             f"lower steps_per_task to at most {total // 2} for two tasks"
         )
+    for i, mc in enumerate(cfg.methods):
+        missing = [k for k in ("v_min", "v_max") if mc.name == "hl_gauss" and k not in mc.hp]
+        if missing:
+            return (
+                f"methods.{i} (hl_gauss): set hp {missing}, the support of the categorical "
+                f"critic, to the range of this environment's returns: HL-Gauss clips returns "
+                f"outside it to the edge bins (e.g. CartPole-v1's discounted returns at "
+                f"gamma 0.99 lie in [0, 100]). Training logs the clipped fraction as "
+                f"hl_gauss/return_outside_support"
+            )
     if not single:
         return None  # the tasks switch (a run that never reaches one was refused above)
     for i, mc in enumerate(cfg.methods):
