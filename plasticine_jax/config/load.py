@@ -128,15 +128,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_override(data: dict, path: Sequence[str], value: Any) -> dict:
+    """``data`` with ``value`` at the dotted ``path`` (list items by index), copied on the way;
+    a missing section is created, a value that is not a section cannot hold a key."""
     data = dict(data)
     node: Any = data
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
             idx = _list_index(part, node, path[: i + 1])
+            _check_section(node[idx], path, i)
             node[idx] = dict(node[idx])
             node = node[idx]
             continue
         child = node.get(part)
+        if child is not None:
+            _check_section(child, path, i)
         child = list(child) if isinstance(child, list) else dict(child or {})
         node[part] = child
         node = child
@@ -146,6 +151,15 @@ def apply_override(data: dict, path: Sequence[str], value: Any) -> dict:
     else:
         node[last] = value
     return data
+
+
+def _check_section(child: Any, path: Sequence[str], i: int) -> None:
+    """Refuses to descend from ``path[: i + 1]`` into ``path[i + 1]`` through a plain value."""
+    if not isinstance(child, Mapping | list):
+        raise ConfigError(
+            f"key {'.'.join(path)!r}: {'.'.join(path[: i + 1])!r} is {child!r}, not "
+            f"a section, so it has no key {path[i + 1]!r}"
+        )
 
 
 def _list_index(part: str, node: list, path: Sequence[str]) -> int:
@@ -236,26 +250,57 @@ def _coerce(tp: Any, value: Any, where: str, meta: Mapping) -> Any:
             return {}
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _check_names(value, where)
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         value = int(value)
     elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        value = as_float(value, where)
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
     _check_meta(value, where, meta)
     return value
+
+
+def _check_names(value: Any, where: str) -> None:
+    """Mapping keys, at any depth, are names (options become keyword arguments, hp keys
+    pytree keys, sweep keys dotted paths): a YAML ``1:`` or ``null:`` key is refused."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: key {k!r} is not a name (a string)")
+            _check_names(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_names(v, f"{where}.{i}")
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+INT32_MAX = 2**31 - 1
+MAX_SEED = 2**63 - 1  # jax.random.PRNGKey takes a signed 64-bit seed
+
+
+def as_float(value: Any, where: str) -> float:
+    """A traced number (every float field and method hyperparameter becomes a float32):
+    ints or floats, not booleans, finite and within float32's range; else ``ConfigError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if abs(value) > FLOAT32_MAX:
+        raise ConfigError(
+            f"{where}={value!r} does not fit a float32 (traced values are float32); use a "
+            f"magnitude of at most {FLOAT32_MAX:.4g}"
+        )
+    return float(value)
 
 
 def _check_meta(value: Any, where: str, meta: Mapping) -> None:
@@ -307,6 +352,17 @@ def validate(cfg: ExperimentConfig) -> None:
             f"run.total_timesteps={r.total_timesteps} is less than one update "
             f"(env.num_envs * agent.num_steps = {batch}); raise it to at least {batch}"
         )
+    if num_updates(cfg) > INT32_MAX:
+        raise ConfigError(
+            f"run.total_timesteps={r.total_timesteps} makes {num_updates(cfg)} updates of "
+            f"{batch} steps; update counters are int32, so at most {INT32_MAX} updates: lower "
+            f"it to at most {INT32_MAX * batch}"
+        )
+    if r.seed + r.num_seeds - 1 > MAX_SEED:
+        raise ConfigError(
+            f"run.seed={r.seed} with run.num_seeds={r.num_seeds}: the last member's seed "
+            f"{r.seed + r.num_seeds - 1} exceeds the largest PRNG seed {MAX_SEED}"
+        )
     if cfg.metrics.every and cfg.metrics.probe_size > batch:
         raise ConfigError(
             f"metrics.probe_size={cfg.metrics.probe_size} exceeds the rollout batch "
@@ -352,13 +408,17 @@ def _divisors(n: int) -> list[int]:
 def _validate_sweep(cfg: ExperimentConfig) -> None:
     base = to_dict(cfg)
     for key, values in cfg.sweep.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(
+                f"sweep: key {key!r} is not a dotted config key (e.g. agent.hp.lr or methods)"
+            )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.{key}: expected a non-empty list of values, got {values!r}")
         if key.startswith("sweep") or key.startswith("run."):
             raise ConfigError(f"sweep.{key}: run settings and sweeps cannot be swept")
         for v in values:
-            trial = apply_override({**base, "sweep": {}}, key.split("."), v)
             try:
+                trial = apply_override({**base, "sweep": {}}, key.split("."), v)
                 c = from_dict(ExperimentConfig, trial)
                 validate(c)
             except ConfigError as err:

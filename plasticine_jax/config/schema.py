@@ -139,7 +139,9 @@ class RunConfig:
     """How long, how many seeds, where results go."""
 
     total_timesteps: int = _f(100_000, range=(1, None), help="env steps per member")
-    num_seeds: int = _f(1, range=(1, None), help="seeds per hyperparameter setting")
+    num_seeds: int = _f(
+        1, range=(1, 100_000), help="seeds per hyperparameter setting (members of one program)"
+    )
     seed: int = _f(0, range=(0, None), help="seed s of a member uses PRNGKey(seed + s)")
     chunk_updates: int = _f(0, range=(0, None), help="updates per compiled chunk; 0 = auto")
     out_dir: str = _f("runs", help="parent folder of run directories")

@@ -1,17 +1,18 @@
 """Checks an ``env`` config section before anything is built or compiled.
 
 ``check_env`` names the bad key, the bad value and what is allowed, with a did-you-mean:
-an unknown backend or scenario, a scenario on the wrong backend, an unknown scenario option
-or a missing ``steps_per_task``, a backend whose extra is not installed, an env id the
-backend does not have (and, where another backend has it, which one), unknown MinAtar games
-of a game sequence. Env ``options`` are checked by each adapter when it is built
-(``runner.loop.build_programs`` turns those errors into config errors, still before any
-compile).
+an unknown backend or scenario, a scenario on the wrong backend, an unknown scenario option,
+a scenario option value of the wrong type or range, a missing ``steps_per_task``, a backend
+whose extra is not installed, an env id the backend does not have (and, where another
+backend has it, which one), unknown MinAtar games of a game sequence. Env ``options`` are
+checked by each adapter when it is built (``runner.loop.build_programs`` turns those errors
+into config errors, still before any compile).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,25 @@ SCENARIO_OPTIONS: dict[str, tuple[str, ...]] = {
     "dynamics_shift": (*SCHEDULE_OPTIONS, "friction", "mass", "reset_on_switch"),
     "procgen_levels": (*SCHEDULE_OPTIONS, "start_level", "level_stride", "num_levels"),
     "dmc_sequence": (*SCHEDULE_OPTIONS, "tasks"),
+}
+INT32_MAX = 2**31 - 1
+MAX_TASKS = 10_000  # tables (permutations, level sets, task ids) are built per task up front
+# option -> (kind, bounds or choices); ``check_env`` checks every value given.
+OPTION_VALUES: dict[str, tuple[str, Any]] = {
+    "num_tasks": ("int", (1, MAX_TASKS)),
+    "steps_per_task": ("int", (1, INT32_MAX)),
+    "seed": ("int", (0, None)),
+    "patch_size": ("int", (1, INT32_MAX)),
+    "start_level": ("int", (0, INT32_MAX)),
+    "level_stride": ("int", (0, INT32_MAX)),
+    "num_levels": ("int", (0, INT32_MAX)),
+    "mode": ("choice", ("features", "pixels")),
+    "channels": ("choice", ("padded", "disjoint")),
+    "reset_on_switch": ("bool", None),
+    "friction": ("multipliers", None),
+    "mass": ("multipliers", None),
+    "games": ("names", None),
+    "tasks": ("tasks", None),
 }
 SCENARIO_BACKEND = {
     "game_sequence": "gymnax",
@@ -83,6 +103,59 @@ def _choices(names: Iterable[str], limit: int = 30) -> str:
                     else "")
 
 
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def check_option_value(key: str, value: Any) -> None:
+    """Raises ``EnvConfigError`` for a scenario option value of the wrong type or range."""
+    kind, spec = OPTION_VALUES[key]
+    where = f"env.scenario_options.{key}"
+    if kind == "int":
+        lo, hi = spec
+        if not _is_int(value):
+            raise EnvConfigError(f"{where}: expected an integer, got {value!r}")
+        if value < lo or (hi is not None and value > hi):
+            raise EnvConfigError(
+                f"{where}={value!r} is out of range; allowed: [{lo}, {hi or 'inf'}]"
+            )
+    elif kind == "choice" and value not in spec:
+        raise EnvConfigError(
+            f"{where}={value!r} is not allowed{did_you_mean(value, spec)}; choose one of "
+            f"{list(spec)}"
+        )
+    elif kind == "bool" and not isinstance(value, bool):
+        raise EnvConfigError(f"{where}: expected true or false, got {value!r}")
+    elif kind == "multipliers" and (
+        not isinstance(value, list) or not value or not all(map(_is_positive_number, value))
+    ):
+        raise EnvConfigError(
+            f"{where}: expected a non-empty list of positive multipliers (task k uses item "
+            f"k mod its length), got {value!r}"
+        )
+    elif kind == "names" and (
+        not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
+    ):
+        raise EnvConfigError(f"{where}: expected a non-empty list of names, got {value!r}")
+    elif kind == "tasks" and not isinstance(value, str) and (
+        not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
+    ):
+        raise EnvConfigError(
+            f"{where}: expected a sequence name or a non-empty list of env ids, got {value!r}"
+        )
+
+
 def check_env(backend: str, env_id: str, scenario: str, scenario_options: dict) -> None:
     """Raises ``EnvConfigError`` (or ``MissingExtraError``) for a bad env section."""
     if backend not in BACKENDS:
@@ -108,6 +181,8 @@ def check_env(backend: str, env_id: str, scenario: str, scenario_options: dict) 
                 f"env.scenario_options.{key} is not an option of scenario {scenario!r}"
                 f"{did_you_mean(key, allowed)}; its options are {list(allowed) or 'none'}"
             )
+    for key, value in scenario_options.items():
+        check_option_value(key, value)
     if scenario != "none" and "steps_per_task" not in scenario_options:
         raise EnvConfigError(
             f"env.scenario_options.steps_per_task is required for scenario {scenario!r} "

@@ -23,7 +23,7 @@ small ``|h|`` as "dead": it measures how much the unit adds to the next layer, `
 which is what removing it costs under any activation (and the bias correction absorbs the
 mean ``f_i`` the unit leaves behind, whatever its sign). The authors' generate-and-test code
 (``lop/algos/gnt.py``) applies the same utility whatever the hidden activation; only the
-initialisation bound depends on it. So no ``requires`` here.
+initialisation bound depends on it. So it requires only ``activation_width`` features a unit.
 
 Defaults (Dohare et al. 2024, RL experiments): ``replacement_rate = 1e-4``,
 ``maturity = 1e4``, ``decay = 0.99``. Their counts are in SGD steps; ours are in firings
@@ -66,6 +66,7 @@ import jax.numpy as jnp
 from plasticine_jax.methods import _surgery
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
 from plasticine_jax.methods.schedules import make_schedule
+from plasticine_jax.networks.activations import ACTIVATIONS
 
 Array = jax.Array
 
@@ -207,4 +208,7 @@ def continual_backprop(
         hp={"replacement_rate": 1e-4, "maturity": 1e4, "decay": 0.99, **sched_hp},
         intervention=Intervention(schedule=sched, apply=apply, init_state=init_state),
         needs_element_counts=zero_moments,
+        requires={
+            "activation": tuple(a for a, f in ACTIVATIONS.items() if f[1] == activation_width)
+        },
     )

@@ -85,6 +85,11 @@ def check_methods(
     for m in methods:
         for field, allowed in m.requires.items():
             value = getattr(final, field)
+            if not allowed:
+                raise MethodConflictError(
+                    f"method {m.name!r}: no network {field} suits its options "
+                    f"{dict(m.options)}; change them"
+                )
             if value not in allowed:
                 raise MethodConflictError(
                     f"method {m.name!r} needs the network's {field} in {tuple(allowed)}, but "

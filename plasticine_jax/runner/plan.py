@@ -18,7 +18,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from plasticine_jax.config.load import ConfigError, apply_override, from_dict, to_dict, validate
+from plasticine_jax.config.load import (
+    ConfigError,
+    apply_override,
+    as_float,
+    from_dict,
+    to_dict,
+    validate,
+)
 from plasticine_jax.config.schema import ExperimentConfig, MethodConfig
 from plasticine_jax.methods.base import Method
 from plasticine_jax.methods.plan import group_method_lists
@@ -52,9 +59,10 @@ def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
     """Instantiates the configured methods and checks them against the network.
 
     Refused (``ConfigError``, before anything compiles): an unknown method or option, an
-    unknown hyperparameter, a method listed twice, declared conflicts, two network edits
-    that disagree, and a method whose ``requires`` the final network does not meet; each
-    message names both sides (``methods.validate.check_methods``).
+    unknown hyperparameter or a value that is not a finite float32 number, a method listed
+    twice, declared conflicts, two network edits that disagree, and a method whose
+    ``requires`` the final network does not meet; each message names both sides
+    (``methods.validate.check_methods``).
     """
     methods = []
     for i, mc in enumerate(cfg.methods):
@@ -65,9 +73,11 @@ def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
         unknown = set(mc.hp) - set(m.hp)
         if unknown:
             raise ConfigError(
-                f"methods.{i}.hp: unknown hyperparameter(s) {sorted(unknown)} for method "
-                f"{mc.name!r}; it has {sorted(m.hp)}"
+                f"methods.{i}.hp: unknown hyperparameter(s) {sorted(unknown, key=str)} for "
+                f"method {mc.name!r}; it has {sorted(m.hp)}"
             )
+        for k, v in mc.hp.items():
+            as_float(v, f"methods.{i}.hp.{k}")
         methods.append(m)
     try:
         check_methods(methods, spec_from_config(cfg.agent.network))
