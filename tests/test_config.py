@@ -417,3 +417,22 @@ def test_mapping_keys_must_be_names(section, message):
     from tests.conftest import tiny
 
     _refused({**tiny(), **section}, message)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # the run-feasibility check read this schedule before the method refused it
+        ({"schedule": 0, " schedule": 1},
+         "methods.0 (continual_backprop): method 'continual_backprop': unknown option "
+         "' schedule' (did you mean 'schedule'?); its options are ['schedule',"),
+        ({"schedule": 0}, "methods.0 (continual_backprop): a schedule is a name or a list of "
+                          "names, got 0"),
+        ({"schedule": {"every_update": 1}}, "a schedule is a name or a list of names"),
+    ],
+)
+def test_method_options_are_checked_before_the_run_feasibility_check(options, message):
+    from tests.conftest import tiny
+
+    _refused({**tiny(), "methods": [{"name": "continual_backprop", "options": options}]},
+             message)

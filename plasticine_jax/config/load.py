@@ -376,6 +376,7 @@ def validate(cfg: ExperimentConfig) -> None:
             f"{sorted(ACTIVATIONS)}"
         )
     _validate_env(cfg)
+    _validate_method_options(cfg)
     from plasticine_jax.config.feasibility import check_feasible
 
     problem = check_feasible(cfg)
@@ -399,6 +400,20 @@ def _validate_env(cfg: ExperimentConfig) -> None:
         raise ConfigError(str(err)) from None
     except MissingExtraError as err:
         raise ConfigError(f"env.backend={e.backend!r}: {err}") from None
+
+
+def _validate_method_options(cfg: ExperimentConfig) -> None:
+    """Builds every registered method once, so that a bad option (a schedule that is not a
+    name, an unknown option) is refused before later checks read the options. Methods named
+    by import path are imported and checked by the planner (``runner.plan.build_methods``)."""
+    from plasticine_jax.methods.registry import REGISTRY, make_method
+
+    for i, mc in enumerate(cfg.methods):
+        if mc.name in REGISTRY:
+            try:
+                make_method(mc.name, mc.options)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"methods.{i} ({mc.name}): {e}") from None
 
 
 def _divisors(n: int) -> list[int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,15 +36,29 @@ def make_method(name: str, options: Mapping[str, Any] | None = None) -> Method:
         method = from_import_path(name, opts)
     elif name not in REGISTRY:
         raise ValueError(
-            f"unknown method {name!r}; registered methods: {sorted(REGISTRY)} "
-            "(or name your own as 'package.module:factory')"
+            f"unknown method {name!r}{_did_you_mean(name, REGISTRY)}; registered methods: "
+            f"{sorted(REGISTRY)} (or name your own as 'package.module:factory')"
         )
     else:
+        params = inspect.signature(REGISTRY[name]).parameters
+        allowed = list(params)
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for key in opts:
+            if key not in allowed and not takes_any:
+                raise ValueError(
+                    f"method {name!r}: unknown option {key!r}{_did_you_mean(key, allowed)}; "
+                    f"its options are {allowed or 'none'}"
+                )
         try:
             method = REGISTRY[name](**opts)
         except TypeError as e:
             raise ValueError(f"method {name!r}: bad options {sorted(opts)}: {e}") from None
     return dataclasses.replace(method, options=_freeze(opts))
+
+
+def _did_you_mean(value: str, names: Any) -> str:
+    near = difflib.get_close_matches(str(value), list(names), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def _register_builtin() -> None:

@@ -158,6 +158,8 @@ def make_schedule(
     Returns:
       ``(schedule, hp_defaults)``; the method merges ``hp_defaults`` into its ``hp``.
     """
+    if not isinstance(names, str | list | tuple):
+        raise ValueError(f"a schedule is a name or a list of names, got {names!r}")
     names = (names,) if isinstance(names, str) else tuple(names)
     if not names:
         raise ValueError(f"a schedule needs at least one name; choose from {sorted(SCHEDULES)}")
