@@ -34,6 +34,27 @@ def wrap_optimizer(
     return tx
 
 
+def find_wrapper_state(opt_state: Any, state_type: type, method: str) -> Any:
+    """The first ``state_type`` inside ``opt_state``: the state a method's optimizer hook
+    keeps (injection's switch, neuroplastic expansion's masks) for its intervention to read.
+
+    Raises:
+      ValueError: there is none, so the optimizer was not wrapped by the method's hook.
+    """
+
+    def is_state(x: Any) -> bool:
+        return isinstance(x, state_type)
+
+    found = [s for s in jax.tree.leaves(opt_state, is_leaf=is_state) if is_state(s)]
+    if not found:
+        raise ValueError(
+            f"{method}: the optimizer state holds no {state_type.__name__}; build the optimizer "
+            "with compose.wrap_optimizer(tx, methods, hps) so that the method's optimizer hook "
+            "wraps it"
+        )
+    return found[0]
+
+
 def total_penalty(
     methods: Sequence[Method], params: Any, anchor_params: Any, hps: dict[str, HP]
 ) -> Array:

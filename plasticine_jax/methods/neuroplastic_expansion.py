@@ -96,7 +96,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from plasticine_jax.methods import _surgery
+from plasticine_jax.methods import _surgery, compose
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
 from plasticine_jax.methods.redo import RELU_FAMILY
 from plasticine_jax.methods.schedules import every_update, make_schedule
@@ -321,14 +321,7 @@ def _is_state(x: Any) -> bool:
 
 def mask_state(opt_state: Any) -> SparseMaskState:
     """The ``SparseMaskState`` inside ``opt_state`` (raises if there is none)."""
-    found = [s for s in jax.tree.leaves(opt_state, is_leaf=_is_state) if _is_state(s)]
-    if not found:
-        raise ValueError(
-            f"{NAME}: the optimizer state holds no SparseMaskState; build the optimizer with "
-            "compose.wrap_optimizer(tx, methods, hps) so that the method's optimizer hook "
-            "wraps it"
-        )
-    return found[0]
+    return compose.find_wrapper_state(opt_state, SparseMaskState, NAME)
 
 
 def masks_of(opt_state: Any) -> dict[str, Array]:

@@ -89,7 +89,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from plasticine_jax.methods import _surgery
+from plasticine_jax.methods import _surgery, compose
 from plasticine_jax.methods.base import HP, Events, Intervention, LearnerState, Method, ModelContext
 from plasticine_jax.methods.schedules import make_schedule
 from plasticine_jax.networks.heads import INJECTION, InjectableDense, head_module
@@ -186,14 +186,7 @@ def _is_state(x: Any) -> bool:
 
 def injected_flags(opt_state: Any) -> dict[str, Array]:
     """The ``injected`` flags held in ``opt_state`` (raises if it holds no ``InjectionState``)."""
-    found = [s for s in jax.tree.leaves(opt_state, is_leaf=_is_state) if _is_state(s)]
-    if not found:
-        raise ValueError(
-            f"{NAME}: the optimizer state holds no InjectionState; build the optimizer with "
-            "compose.wrap_optimizer(tx, methods, hps) so that the method's optimizer hook "
-            "wraps it"
-        )
-    return found[0].injected
+    return compose.find_wrapper_state(opt_state, InjectionState, NAME).injected
 
 
 def set_injected(opt_state: Any, heads: Sequence[str]) -> Any:
