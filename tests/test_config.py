@@ -436,3 +436,18 @@ def test_method_options_are_checked_before_the_run_feasibility_check(options, me
 
     _refused({**tiny(), "methods": [{"name": "continual_backprop", "options": options}]},
              message)
+
+
+def test_a_huge_batch_is_refused_at_once():
+    import time
+
+    from tests.conftest import tiny
+
+    t0 = time.perf_counter()
+    # listing the batch's divisors for the message used to count up to the batch
+    _refused(tiny(env={"num_envs": 10**30}, run={"total_timesteps": 10**40}),
+             "observations per rollout; batch indices are int32, so at most 2147483647")
+    _refused(tiny(env={"num_envs": 2**20 + 1}, agent={"num_steps": 1, "num_minibatches": 3},
+                  run={"total_timesteps": 2**21}),
+             "pick num_minibatches from the divisors of 1048577, e.g. [1, 17, 61681]")
+    assert time.perf_counter() - t0 < 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import re
 import types
@@ -341,11 +342,16 @@ def validate(cfg: ExperimentConfig) -> None:
     """Checks that need several fields at once. Raises ``ConfigError``."""
     a, e, r = cfg.agent, cfg.env, cfg.run
     batch = e.num_envs * a.num_steps
+    if batch > INT32_MAX:
+        raise ConfigError(
+            f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} "
+            f"observations per rollout; batch indices are int32, so at most {INT32_MAX}"
+        )
     if batch % a.num_minibatches:
         raise ConfigError(
             f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} is not "
             f"divisible by agent.num_minibatches={a.num_minibatches}; pick num_minibatches "
-            f"from the divisors of {batch}, e.g. {_divisors(batch)[:8]}"
+            f"from the divisors of {batch}, e.g. {_divisors(batch)}"
         )
     if r.total_timesteps < batch:
         raise ConfigError(
@@ -416,8 +422,9 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
                 raise ConfigError(f"methods.{i} ({mc.name}): {e}") from None
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def _divisors(n: int, count: int = 8, search: int = 100_000) -> list[int]:
+    """The ``count`` smallest divisors of ``n`` below ``search`` (a batch may be huge)."""
+    return list(itertools.islice((d for d in range(1, min(n, search) + 1) if n % d == 0), count))
 
 
 def _validate_sweep(cfg: ExperimentConfig) -> None:
