@@ -174,7 +174,9 @@ def test_every_preset_loads_plans_and_discounts_its_normalised_return_as_its_age
 
 def _combined(tmp_path: Path, *parts: str):
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"include: [{', '.join(str(ROOT / 'configs' / p) for p in parts)}]\n")
+    # a run of 10M env steps: past the continual config's second task (2M steps each)
+    exp.write_text(f"include: [{', '.join(str(ROOT / 'configs' / p) for p in parts)}]\n"
+                   "run: {total_timesteps: 10000000}\n")
     cfg = load_config(exp)
     assert plan(cfg)
     return cfg

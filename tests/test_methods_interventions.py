@@ -294,8 +294,13 @@ def test_dormancy_methods_refuse_non_relu_activations_naming_the_setter(name, op
 def test_continual_backprop_accepts_any_activation():
     from plasticine_jax.methods.validate import check_methods
 
+    from plasticine_jax.networks.activations import ACTIVATIONS
+
     m = make_method("continual_backprop")
-    assert not m.requires
+    # any activation of one feature a unit (its replacement bound reads the layer's width);
+    # widening ones (CReLU) need activation_width=2
+    same_width = {a for a, f in ACTIVATIONS.items() if f[1] == 1}
+    assert set(m.requires["activation"]) == same_width and {"tanh", "relu"} <= same_width
     assert check_methods([m], NetworkSpec(activation="tanh")).activation == "tanh"
 
 
