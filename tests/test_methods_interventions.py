@@ -293,7 +293,6 @@ def test_dormancy_methods_refuse_non_relu_activations_naming_the_setter(name, op
 
 def test_continual_backprop_accepts_any_activation():
     from plasticine_jax.methods.validate import check_methods
-
     from plasticine_jax.networks.activations import ACTIVATIONS
 
     m = make_method("continual_backprop")
