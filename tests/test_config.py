@@ -451,3 +451,35 @@ def test_a_huge_batch_is_refused_at_once():
                   run={"total_timesteps": 2**21}),
              "pick num_minibatches from the divisors of 1048577, e.g. [1, 17, 61681]")
     assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        # a string where a list is expected was read letter by letter ("layer 'l' not found")
+        ({"name": "parseval", "options": {"layers": "last"}},
+         "methods.0 (parseval): method 'parseval': option layers='last' must be a list of "
+         "strings"),
+        ({"name": "redo", "options": {"torsos": "actor"}},
+         "option torsos='actor' must be a list of strings or null"),
+        ({"name": "redo", "options": {"reset_counts": "yes"}},
+         "option reset_counts='yes' must be true or false"),
+        ({"name": "trac", "options": {"betas": ["a"]}}, "option betas=['a'] must be a list of "
+                                                        "numbers"),
+        ({"name": "redo", "options": {"schedul": "never"}},
+         "unknown option 'schedul' (did you mean 'schedule'?)"),
+        # overflowed an int32 while tracing
+        ({"name": "hl_gauss", "options": {"num_bins": 10**9}, "hp": {"v_min": 0, "v_max": 1}},
+         "hl_gauss: num_bins=1000000000; it needs 2 to 10000 bins"),
+        # raised while tracing: the network has only these two heads
+        ({"name": "plasticity_injection",
+          "options": {"heads": ["nope"], "schedule": "every_k_updates"}},
+         "plasticity_injection: heads=['nope']; name actor_head, critic_head or both"),
+        ({"name": "plasticity_injection", "options": {"heads": []}}, "heads=[]; name"),
+    ],
+)
+def test_method_options_are_checked_against_the_factory(method, message):
+    from tests.conftest import tiny
+
+    _refused({**tiny(agent={"network": {"hidden_sizes": [8], "activation": "relu"}}),
+              "methods": [method]}, message)

@@ -84,8 +84,8 @@ def hl_gauss_loss(logits: Array, y: Array, hp: HP) -> Array:
 
 def hl_gauss(num_bins: int = 51) -> Method:
     """HL-Gauss as a ``Method``: the network edit; the agent uses the functions above."""
-    if num_bins < 2:
-        raise ValueError(f"{NAME}: num_bins={num_bins}; it needs at least 2 bins")
+    if not 2 <= num_bins <= 10_000:
+        raise ValueError(f"{NAME}: num_bins={num_bins}; it needs 2 to 10000 bins")
 
     def network(spec: NetworkSpec) -> NetworkSpec:
         return spec.with_option(OPTION, num_bins)

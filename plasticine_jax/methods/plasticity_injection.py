@@ -223,6 +223,8 @@ def plasticity_injection(
 ) -> Method:
     """Plasticity injection as a ``Method`` (see the module docstring)."""
     heads = tuple(heads)
+    if not heads or not set(heads) <= {"actor_head", "critic_head"}:
+        raise ValueError(f"{NAME}: heads={list(heads)}; name actor_head, critic_head or both")
     sched, sched_hp = make_schedule(schedule)
 
     def network(spec: NetworkSpec) -> NetworkSpec:

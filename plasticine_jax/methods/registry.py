@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,20 +43,69 @@ def make_method(name: str, options: Mapping[str, Any] | None = None) -> Method:
             f"{sorted(REGISTRY)} (or name your own as 'package.module:factory')"
         )
     else:
-        params = inspect.signature(REGISTRY[name]).parameters
-        allowed = list(params)
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        for key in opts:
-            if key not in allowed and not takes_any:
-                raise ValueError(
-                    f"method {name!r}: unknown option {key!r}{_did_you_mean(key, allowed)}; "
-                    f"its options are {allowed or 'none'}"
-                )
+        _check_options(name, REGISTRY[name], opts)
         try:
             method = REGISTRY[name](**opts)
         except TypeError as e:
             raise ValueError(f"method {name!r}: bad options {sorted(opts)}: {e}") from None
     return dataclasses.replace(method, options=_freeze(opts))
+
+
+def _check_options(name: str, factory: Callable[..., Method], opts: Mapping[str, Any]) -> None:
+    """Option names against the factory's parameters and values against their type hints
+    (a string where a list of layers is expected would be read letter by letter)."""
+    params = inspect.signature(factory).parameters
+    allowed = list(params)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(factory)
+    except (NameError, TypeError):  # an annotation that does not resolve: names only
+        hints = {}
+    for key, value in opts.items():
+        if key not in allowed:
+            if takes_any:
+                continue
+            raise ValueError(
+                f"method {name!r}: unknown option {key!r}{_did_you_mean(key, allowed)}; "
+                f"its options are {allowed or 'none'}"
+            )
+        if key in hints and not _matches(value, hints[key]):
+            raise ValueError(
+                f"method {name!r}: option {key}={value!r} must be {_describe(hints[key])}"
+            )
+
+
+_SCALARS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            type(None): "null"}
+_PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits ``hint`` (scalars, ``Sequence[X]``, unions); other hints
+    are not checked."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_matches(value, a) for a in args)
+    if hint is bool or hint is type(None):
+        return isinstance(value, hint)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return isinstance(value, list | tuple) and all(_matches(v, args[0]) for v in value)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in args)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return f"a list of {_PLURALS.get(args[0], 'items') if args else 'items'}"
+    return _SCALARS.get(hint, str(hint))
 
 
 def _did_you_mean(value: str, names: Any) -> str:
