@@ -424,11 +424,12 @@ def test_mapping_keys_must_be_names(section, message):
     [
         # the run-feasibility check read this schedule before the method refused it
         ({"schedule": 0, " schedule": 1},
-         "methods.0 (continual_backprop): method 'continual_backprop': unknown option "
-         "' schedule' (did you mean 'schedule'?); its options are ['schedule',"),
-        ({"schedule": 0}, "methods.0 (continual_backprop): a schedule is a name or a list of "
-                          "names, got 0"),
-        ({"schedule": {"every_update": 1}}, "a schedule is a name or a list of names"),
+         "methods.0 (continual_backprop): method 'continual_backprop': option schedule=0 "
+         "must be a string or a list of strings"),
+        ({" schedule": 1}, "method 'continual_backprop': unknown option ' schedule' (did you "
+                           "mean 'schedule'?); its options are ['schedule',"),
+        ({"schedule": {"every_update": 1}}, "option schedule={'every_update': 1} must be a "
+                                            "string or a list of strings"),
     ],
 )
 def test_method_options_are_checked_before_the_run_feasibility_check(options, message):
@@ -483,3 +484,21 @@ def test_method_options_are_checked_against_the_factory(method, message):
 
     _refused({**tiny(agent={"network": {"hidden_sizes": [8], "activation": "relu"}}),
               "methods": [method]}, message)
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ([4, 0], "agent.network.hidden_sizes.1=0 is out of range; allowed: [1, inf]"),
+    ([-3], "agent.network.hidden_sizes.0=-3 is out of range; allowed: [1, inf]"),
+])
+def test_hidden_widths_are_positive(sizes, message):
+    # planned and built, then failed while tracing (IndexError, XLA's slice TypeError)
+    from tests.conftest import tiny
+
+    _refused(tiny(agent={"network": {"hidden_sizes": sizes}}), message)
+
+
+def test_make_schedule_refuses_what_is_not_a_name_or_a_list():
+    from plasticine_jax.methods.schedules import make_schedule
+
+    with pytest.raises(ValueError, match="a schedule is a name or a list of names, got 0"):
+        make_schedule(0)

@@ -245,7 +245,8 @@ def _coerce(tp: Any, value: Any, where: str, meta: Mapping) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         elem = args[0]
-        return tuple(_coerce(elem, v, f"{where}.{i}", {}) for i, v in enumerate(value))
+        items = meta.get("items", {})
+        return tuple(_coerce(elem, v, f"{where}.{i}", items) for i, v in enumerate(value))
     if tp is dict or origin is dict:
         if value is None:
             return {}

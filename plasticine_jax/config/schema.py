@@ -5,7 +5,8 @@ chunk length) unless it lives in a ``*Hyperparams`` dataclass or a method's ``hp
 which are *traced*: stacked into pytrees, vmapped, and swept without recompiling.
 
 Field metadata: ``range=(lo, hi)`` (inclusive, ``None`` = unbounded), ``choices=(...)``,
-``help="..."``. The loader checks them and names the key, the value and what is allowed.
+``items={...}`` (the same, for each item of a list field), ``help="..."``. The loader checks
+them and names the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class NetworkConfig:
     """The actor-critic's architecture (static); methods may edit it further."""
 
     torso: str = _f("mlp", choices=("mlp", "minatar_cnn", "atari_cnn", "impala_cnn"))
-    hidden_sizes: tuple[int, ...] = _f((64, 64), help="dense widths after any convolutions")
+    hidden_sizes: tuple[int, ...] = _f(
+        (64, 64), items={"range": (1, None)}, help="dense widths after any convolutions"
+    )
     activation: str = _f("tanh", help="a name from plasticine_jax.networks.ACTIVATIONS")
     norm: str = _f("none", choices=("none", "layernorm"))
     shared_torso: bool = _f(False, help="one torso for actor and critic (CleanRL Atari)")
