@@ -502,3 +502,34 @@ def test_make_schedule_refuses_what_is_not_a_name_or_a_list():
 
     with pytest.raises(ValueError, match="a schedule is a name or a list of names, got 0"):
         make_schedule(0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # each was built, then failed while tracing the env's reset and step
+        ({"max_steps_in_episode": "abc"},
+         "env.options.max_steps_in_episode: CartPole-v1's max_steps_in_episode is an int32; "
+         "expected an integer of magnitude at most 2147483647, got 'abc'"),
+        ({"max_steps_in_episode": 10**30}, "max_steps_in_episode is an int32"),
+        ({"max_steps_in_episode": 2.5}, "max_steps_in_episode is an int32"),
+        ({"gravity": None}, "env.options.gravity: CartPole-v1's gravity is a float32; expected "
+                            "a finite number of magnitude at most 3.403e+38, got None"),
+        ({"gravity": [1, 2]}, "got [1, 2]"),
+        ({"gravity": float("nan")}, "got nan"),
+    ],
+)
+def test_gymnax_env_params_options_are_type_checked(options, message):
+    from tests.conftest import tiny
+
+    _refused(tiny(env={"options": options}), message)
+
+
+def test_gymnax_env_params_options_of_the_right_type_are_used():
+    from plasticine_jax.runner.loop import build_programs
+    from tests.conftest import tiny
+
+    cfg = load_config(data=tiny(env={"options": {"gravity": 12, "max_steps_in_episode": 50}}))
+    (program,) = build_programs(plan(cfg))
+    params = program.agent.env._params
+    assert (params.gravity, params.max_steps_in_episode) == (12, 50)

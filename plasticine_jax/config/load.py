@@ -402,7 +402,7 @@ def _validate_env(cfg: ExperimentConfig) -> None:
 
     e = cfg.env
     try:
-        check_env(e.backend, e.id, e.scenario, dict(e.scenario_options))
+        check_env(e.backend, e.id, e.scenario, dict(e.scenario_options), dict(e.options))
     except EnvConfigError as err:
         raise ConfigError(str(err)) from None
     except MissingExtraError as err:

@@ -4,14 +4,17 @@
 an unknown backend or scenario, a scenario on the wrong backend, an unknown scenario option,
 a scenario option value of the wrong type or range, a missing ``steps_per_task``, a backend
 whose extra is not installed, an env id the backend does not have (and, where another
-backend has it, which one), unknown MinAtar games of a game sequence. Env ``options`` are
-checked by each adapter when it is built (``runner.loop.build_programs`` turns those errors
-into config errors, still before any compile).
+backend has it, which one), unknown MinAtar games of a game sequence, a gymnax
+``EnvParams`` option of the wrong type. Other env ``options`` are checked by each adapter
+when it is built (``runner.loop.build_programs`` turns those errors into config errors,
+still before any compile).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +31,7 @@ SCENARIO_OPTIONS: dict[str, tuple[str, ...]] = {
     "dmc_sequence": (*SCHEDULE_OPTIONS, "tasks"),
 }
 INT32_MAX = 2**31 - 1
+FLOAT32_MAX = 3.4028234663852886e38
 MAX_TASKS = 10_000  # tables (permutations, level sets, task ids) are built per task up front
 # option -> (kind, bounds or choices); ``check_env`` checks every value given.
 OPTION_VALUES: dict[str, tuple[str, Any]] = {
@@ -156,8 +160,46 @@ def check_option_value(key: str, value: Any) -> None:
         )
 
 
-def check_env(backend: str, env_id: str, scenario: str, scenario_options: dict) -> None:
-    """Raises ``EnvConfigError`` (or ``MissingExtraError``) for a bad env section."""
+@functools.cache
+def _gymnax_param_types(env_id: str) -> dict[str, type]:
+    """The types of a gymnax env's ``EnvParams`` fields (``max_steps_in_episode``: int)."""
+    import gymnax
+
+    _, params = gymnax.make(env_id)
+    return {f.name: type(getattr(params, f.name)) for f in dataclasses.fields(params)}
+
+
+def check_gymnax_options(env_id: str, options: dict) -> None:
+    """Raises ``EnvConfigError`` for an ``EnvParams`` option of the wrong type or beyond what
+    the traced params hold (int32, float32). Other options go to ``gymnax.make``, which
+    refuses the ones it does not take when the env is built."""
+    for key, value in options.items():
+        tp = _gymnax_param_types(env_id).get(key)
+        where = f"env.options.{key}"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if tp is bool and not isinstance(value, bool):
+            raise EnvConfigError(f"{where}: expected true or false, got {value!r}")
+        if tp is int and not (_is_int(value) and abs(value) <= INT32_MAX):
+            raise EnvConfigError(
+                f"{where}: {env_id}'s {key} is an int32; expected an integer of magnitude at "
+                f"most {INT32_MAX}, got {value!r}"
+            )
+        if tp is float and not (number and math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+            raise EnvConfigError(
+                f"{where}: {env_id}'s {key} is a float32; expected a finite number of "
+                f"magnitude at most {FLOAT32_MAX:.4g}, got {value!r}"
+            )
+
+
+def check_env(
+    backend: str,
+    env_id: str,
+    scenario: str,
+    scenario_options: dict,
+    options: dict | None = None,
+) -> None:
+    """Raises ``EnvConfigError`` (or ``MissingExtraError``) for a bad env section; with
+    ``options``, also a gymnax ``EnvParams`` option of the wrong type."""
     if backend not in BACKENDS:
         raise EnvConfigError(
             f"env.backend={backend!r} is unknown{did_you_mean(backend, BACKENDS)}; choose one "
@@ -212,3 +254,5 @@ def check_env(backend: str, env_id: str, scenario: str, scenario_options: dict) 
             f"env.id={env_id!r} is not a {backend} environment{did_you_mean(env_id, ids)}"
             f"{where}"
         )
+    if options and backend == "gymnax":
+        check_gymnax_options(env_id, options)
