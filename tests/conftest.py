@@ -60,6 +60,29 @@ def tiny(**sections):
     return data
 
 
+def one_minibatch(agent, advantage=(-1.0, 1.0), ret=1.0):
+    """A copy of a CartPole PPO ``agent`` that learns one epoch of one fixed minibatch of 6,
+    and that batch (``agent._learn(learner, batch, hp, key)`` is then one optimizer step)."""
+    import copy
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    agent = copy.copy(agent)
+    agent.batch_size = agent.minibatch_size = 6
+    one = dataclasses.replace(agent.cfg.agent, num_minibatches=1, update_epochs=1)
+    agent.cfg = dataclasses.replace(agent.cfg, agent=one)
+    batch = {
+        "obs": jnp.linspace(-1, 1, 6 * 4).reshape(6, 4),
+        "action": jnp.array([0, 1, 0, 1, 1, 0]),
+        "log_prob": jnp.full(6, -0.69),
+        "value": jnp.zeros(6),
+        "advantage": jnp.linspace(*advantage, 6),
+        "return": jnp.full(6, ret),
+    }
+    return agent, batch
+
+
 @pytest.fixture
 def tiny_config():
     return lambda **kw: load_config(data=tiny(**kw))

@@ -1,7 +1,6 @@
 """``LearnerState.last_grads``: kept (the last minibatch's loss gradient) only when a method
 needs it, so neuroplastic expansion grows connections by the real gradient."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ from plasticine_jax.agents.ppo import PPO
 from plasticine_jax.config import load_config
 from plasticine_jax.envs.registry import make_env
 from plasticine_jax.runner.plan import build_methods, traced_hp
-from tests.conftest import tiny
+from tests.conftest import one_minibatch, tiny
 
 
 def _agent(methods):
@@ -31,17 +30,7 @@ def test_last_grads_are_the_last_minibatch_gradient_for_methods_that_need_them()
         state.learner.params
     )
     # One epoch of one minibatch on a fixed batch: last_grads must be that batch's gradient.
-    batch = {
-        "obs": jnp.linspace(-1, 1, 6 * 4).reshape(6, 4),
-        "action": jnp.array([0, 1, 0, 1, 1, 0]),
-        "log_prob": jnp.full(6, -0.69),
-        "value": jnp.zeros(6),
-        "advantage": jnp.linspace(-1, 1, 6),
-        "return": jnp.ones(6),
-    }
-    agent.batch_size, agent.minibatch_size = 6, 6
-    one_step = dataclasses.replace(agent.cfg.agent, num_minibatches=1, update_epochs=1)
-    agent.cfg = dataclasses.replace(agent.cfg, agent=one_step)
+    agent, batch = one_minibatch(agent)
     learner, _ = jax.jit(agent._learn)(state.learner, batch, hp, jax.random.PRNGKey(1))
     expected, _ = jax.grad(agent.loss, has_aux=True)(
         state.learner.params, batch, hp, state.learner.init_params

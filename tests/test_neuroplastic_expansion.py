@@ -8,8 +8,6 @@ that mask after every optimizer step.
 
 from __future__ import annotations
 
-import dataclasses
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -26,7 +24,7 @@ from plasticine_jax.methods import neuroplastic_expansion as ne
 from plasticine_jax.methods.base import Events, LearnerState, ModelContext
 from plasticine_jax.networks import ActorCritic, NetworkSpec
 from plasticine_jax.runner.plan import build_methods, traced_hp
-from tests.conftest import tiny
+from tests.conftest import one_minibatch, tiny
 
 
 def _events(step: int) -> Events:
@@ -72,17 +70,7 @@ def test_one_minibatch_step_of_the_agent_leaves_every_masked_weight_at_zero():
     masks0, masks = (ne.masks_of(s.learner.opt_state) for s in (state0, state))
     assert any(not np.array_equal(masks0[m], masks[m]) for m in masks)
     # One minibatch step of the agent's own optimizer chain (as tests/test_last_grads.py).
-    batch = {
-        "obs": jnp.linspace(-1, 1, 6 * 4).reshape(6, 4),
-        "action": jnp.array([0, 1, 0, 1, 1, 0]),
-        "log_prob": jnp.full(6, -0.69),
-        "value": jnp.zeros(6),
-        "advantage": jnp.linspace(-1, 1, 6),
-        "return": jnp.ones(6),
-    }
-    agent.batch_size, agent.minibatch_size = 6, 6
-    agent.cfg = dataclasses.replace(agent.cfg, agent=dataclasses.replace(
-        agent.cfg.agent, num_minibatches=1, update_epochs=1))
+    agent, batch = one_minibatch(agent)
     learner, _ = jax.jit(agent._learn)(state.learner, batch, hp, jax.random.PRNGKey(1))
     assert int(ne.mask_state(learner.opt_state).steps) == 5
     _assert_masked_weights_zero(learner)

@@ -8,8 +8,6 @@ ReDo rewrote (loss-of-plasticity's AdamGnT, a step count per element).
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 
 import chex
@@ -28,7 +26,7 @@ from plasticine_jax.methods.adam_gnt import ScaleByAdamGnTState
 from plasticine_jax.methods.base import LearnerState
 from plasticine_jax.methods.continual_backprop import init_cbp_state
 from plasticine_jax.runner.plan import build_methods, traced_hp
-from tests.conftest import tiny
+from tests.conftest import one_minibatch, tiny
 
 
 @functools.cache
@@ -70,19 +68,7 @@ def test_feature_variance_option_is_checked():
 
 def _one_minibatch(agent):
     """The agent, changed to learn one epoch of one fixed minibatch of 6, and that batch."""
-    agent = copy.copy(agent)
-    agent.batch_size = agent.minibatch_size = 6
-    one = dataclasses.replace(agent.cfg.agent, num_minibatches=1, update_epochs=1)
-    agent.cfg = dataclasses.replace(agent.cfg, agent=one)
-    batch = {
-        "obs": jnp.linspace(-1, 1, 6 * 4).reshape(6, 4),
-        "action": jnp.array([0, 1, 0, 1, 1, 0]),
-        "log_prob": jnp.full(6, -0.69),
-        "value": jnp.zeros(6),
-        "advantage": jnp.linspace(-3, 3, 6),
-        "return": jnp.full(6, 5.0),
-    }
-    return agent, batch
+    return one_minibatch(agent, advantage=(-3.0, 3.0), ret=5.0)
 
 
 def _flat(tree) -> np.ndarray:
@@ -356,7 +342,7 @@ def test_redo_weights_between_two_recycled_units(mode):
     recycle = jax.jit(redo_params, static_argnames=("torsos", "dormant_to_dormant"))
     new, _, mask = recycle(params, acts, fresh, 0.025, dormant_to_dormant=mode)
     recycled = {k: np.flatnonzero(np.asarray(v)) for k, v in mask.items()}
-    assert 1 in recycled["actor/layer_0"] and 2 in recycled["actor/layer_1"]
+    assert {1} <= set(recycled["actor/layer_0"]) and {2} <= set(recycled["actor/layer_1"])
     w = np.asarray(new["params"]["actor"]["layer_1"]["kernel"])[1, 2]
     if mode == "zero":
         assert w == 0.0
