@@ -147,7 +147,7 @@ def test_at_task_fraction_fires_once_per_task_where_the_threshold_is_crossed(
     hp = {"task_fraction": fraction}
     threshold = int(fraction * steps_per_task)
     fired_at = []
-    for u in range(1, 31):  # as PPO._events: env steps done, modulo the task length
+    for u in range(1, 31):  # as Agent.events: env steps done, modulo the task length
         env_steps = u * rollout
         ev = events(step=u, task_step=env_steps % steps_per_task, steps_per_task=steps_per_task,
                     rollout=rollout)

@@ -51,7 +51,7 @@ def test_agent_logs_the_configured_feature_variance(over):
     agent, _ = _agent(**({} if over is None else {"feature_variance_over": over}))
     params = agent.init_params(jax.random.PRNGKey(0))
     obs = jax.random.normal(jax.random.PRNGKey(1), (32, 4))
-    got = agent._compute_plasticity(params, params, obs)
+    got = agent.compute_plasticity(params, params, obs)
     f = np.asarray(agent.network.apply(params, obs).features["actor"], np.float64)
     # Plasticine: torch.mean(torch.var(features, dim=1)), unbiased over each row's features.
     want = np.var(f, axis=0).mean() if over == "batch" else np.var(f, axis=1, ddof=1).mean()

@@ -21,19 +21,17 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from plasticine_jax import metrics as pm
 from plasticine_jax.agents import distributions as D
+from plasticine_jax.agents.common import Agent, eval_key, minibatch_epochs, probe_index
 from plasticine_jax.agents.returns import truncated_gae
-from plasticine_jax.config.load import num_updates
 from plasticine_jax.config.schema import ExperimentConfig
-from plasticine_jax.envs.core import ContinuousActions, Environment
+from plasticine_jax.envs.core import Environment
 from plasticine_jax.methods import compose
 from plasticine_jax.methods import hl_gauss as hlg
 from plasticine_jax.methods.adam_gnt import adam_gnt
-from plasticine_jax.methods.base import Events, LearnerState, Method, ModelContext
+from plasticine_jax.methods.base import LearnerState, Method, ModelContext
 from plasticine_jax.networks import ActorCritic
 from plasticine_jax.networks.heads import critic_width
-from plasticine_jax.networks.spec import spec_from_config
 
 Array = jax.Array
 HP = dict[str, Any]
@@ -68,21 +66,30 @@ class TrainState(NamedTuple):
     hp: HP
 
 
-class PPO:
+class PPO(Agent):
     """Builds the pure functions of PPO for one static configuration.
 
     Args:
       cfg: the experiment config (only its static fields shape the program).
       env: the batched environment.
       methods: the mitigation methods, in application order.
+      eval_env: a separate copy of the env for greedy evaluation (``eval.every``).
     """
 
-    def __init__(self, cfg: ExperimentConfig, env: Environment, methods: Sequence[Method] = ()):
-        self.cfg = cfg
-        self.env = env
-        self.methods = tuple(methods)
-        self.spec = compose.edit_network(spec_from_config(cfg.agent.network), self.methods)
-        self.continuous = isinstance(env.spec.action_space, ContinuousActions)
+    name = "ppo"
+    networks = ("actor", "critic")
+    # The scalars of ``update`` that must stay finite: the runner freezes a member whose
+    # loss terms or trained parameters turn non-finite (``runner.program.guard_update``).
+    loss_keys = ("pg_loss", "v_loss", "entropy", "penalty", "approx_kl", "grad_norm")
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        env: Environment,
+        methods: Sequence[Method] = (),
+        eval_env: Environment | None = None,
+    ):
+        super().__init__(cfg, env, methods, eval_env)
         self.network = ActorCritic(self.spec, env.spec.action_space)
         # A categorical critic (HL-Gauss): values from bin logits, cross-entropy value loss.
         width = critic_width(self.spec)
@@ -92,25 +99,11 @@ class PPO:
                 f"the network has {self.value_bins} value bins but no {hlg.NAME!r} method "
                 "holds their support (v_min, v_max); add the method or drop the option"
             )
-        self.num_updates = num_updates(cfg)
-        self.batch_size = env.spec.num_envs * cfg.agent.num_steps
+        self.batch_size = self.steps_per_update
         self.minibatch_size = self.batch_size // cfg.agent.num_minibatches
-        self._dummy_obs = jnp.zeros((1, *env.spec.obs_shape), jnp.float32)
         self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
 
-    # The scalars of ``update`` that must stay finite: the runner freezes a member whose
-    # loss terms or trained parameters turn non-finite (``runner.program.guard_update``).
-    loss_keys = ("pg_loss", "v_loss", "entropy", "penalty", "approx_kl", "grad_norm")
-
-    @staticmethod
-    def trained_params(state: TrainState) -> Any:
-        """The parameters this agent trains (checked for finiteness after every update)."""
-        return state.learner.params
-
     # ------------------------------------------------------------------ construction
-
-    def init_params(self, key: Array) -> Any:
-        return self.network.init(key, self._dummy_obs)
 
     def optimizer(self, hp: HP) -> optax.GradientTransformationExtraArgs:
         """Adam behind a global-norm clip, wrapped by the methods. Built inside the trace.
@@ -164,11 +157,12 @@ class PPO:
         action = D.categorical_sample(key, out.policy)
         return action, D.categorical_log_prob(out.policy, action)
 
-    def _env_action(self, action: Array) -> Array:
+    def act_greedy(self, params: Any, obs: Array, hp: HP) -> Array:
+        """The policy's mode: the most likely action, or the Gaussian's mean (clipped)."""
+        out = self.network.apply(params, obs)
         if self.continuous:
-            space = self.env.spec.action_space
-            return jnp.clip(action, space.low, space.high)
-        return action
+            return self.env_action(out.policy)
+        return jnp.argmax(out.policy, axis=-1)
 
     def _rollout(self, state: TrainState) -> tuple[TrainState, Transition]:
         params, hp = state.learner.params, state.hp
@@ -179,7 +173,7 @@ class PPO:
             out = self.network.apply(params, obs)
             action, log_prob = self._policy(out, k_act)
             next_obs, env_state, reward, term, trunc, info = self.env.step(
-                k_env, env_state, self._env_action(action)
+                k_env, env_state, self.env_action(action)
             )
             final_value = self._value(self.network.apply(params, info.final_obs), hp)
             tr = Transition(
@@ -268,38 +262,12 @@ class PPO:
         return loss, aux
 
     def _learn(self, learner: LearnerState, batch: dict, hp: HP, key: Array):
-        tx = self.optimizer(hp)
         c = self.cfg.agent
-        grad_fn = jax.grad(self.loss, has_aux=True)
-
-        def minibatch_step(carry, mb):
-            learner, key = carry
-            key, k_tx = jax.random.split(key)
-            grads, aux = grad_fn(learner.params, mb, hp, learner.init_params)
-            updates, opt_state = tx.update(
-                grads, learner.opt_state, learner.params, key=k_tx,
-                grad_fn=lambda p: grad_fn(p, mb, hp, learner.init_params)[0],
-                max_grad_norm=hp["agent"]["max_grad_norm"],
-            )  # fmt: skip
-            params = optax.apply_updates(learner.params, updates)
-            aux = {**aux, "grad_norm": optax.global_norm(grads)}
-            learner = learner._replace(params=params, opt_state=opt_state)
-            if learner.last_grads is not None:
-                learner = learner._replace(last_grads=grads)
-            return (learner, key), aux
-
-        def epoch(carry, _):
-            learner, key = carry
-            key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, self.batch_size)
-            mbs = jax.tree.map(
-                lambda x: x[perm].reshape((c.num_minibatches, self.minibatch_size, *x.shape[1:])),
-                batch,
-            )
-            return jax.lax.scan(minibatch_step, (learner, key), mbs)
-
-        (learner, _), aux = jax.lax.scan(epoch, (learner, key), None, c.update_epochs)
-        return learner, jax.tree.map(jnp.mean, aux)
+        return minibatch_epochs(
+            learner, batch, self.optimizer(hp), lambda p, mb: self.loss(p, mb, hp,
+            learner.init_params), key, c.update_epochs, c.num_minibatches,
+            hp["agent"]["max_grad_norm"],
+        )  # fmt: skip
 
     def update(self, state: TrainState, update_step: Array) -> tuple[TrainState, dict[str, Array]]:
         """One PPO update: rollout, GAE, epochs of minibatch SGD, interventions, metrics.
@@ -330,96 +298,28 @@ class PPO:
         params_before = state.learner.params
         learner, aux = self._learn(state.learner, batch, hp, k_learn)
 
-        probe_obs = batch["obs"][self._probe_index()]
-        events = self._events(traj, update_step)
+        probe_obs = batch["obs"][probe_index(self.cfg.metrics.probe_size, self.batch_size)]
+        events = self.events(traj.task_id, traj.task_switched, update_step)
         learner = compose.apply_interventions(
             self.methods, learner, probe_obs, k_iv, hp["methods"], events, self.ctx
         )
         state = state._replace(learner=learner, key=key)
-
-        # An episode ended where it reports a length (for Atari with episodic life: a game,
-        # not every terminal lost life).
-        n_done = (traj.episode_length > 0).sum()
-        per_episode = lambda x: jnp.where(  # noqa: E731
-            n_done > 0, x.sum() / jnp.maximum(n_done, 1), jnp.nan
-        )
-        env_means = {k: per_episode(v) for k, v in traj.episode_metrics.items()}
-        env_means.update(self.env.summarize_episode_metrics(env_means))
         out = {
             **aux,
-            "episode_return": per_episode(traj.episode_return),
-            "episode_length": per_episode(traj.episode_length),
-            **{f"env/{k}": v for k, v in env_means.items()},
-            "episodes": n_done.astype(jnp.float32),
-            "task_id": events.task_id.astype(jnp.float32),
-            "task_switched": events.task_switched.astype(jnp.float32),
+            **self.episode_scalars(
+                traj.episode_return, traj.episode_length, traj.episode_metrics, events
+            ),
         }
-        out.update(self._plasticity(learner.params, params_before, probe_obs, update_step))
+        out.update(self.plasticity(learner.params, params_before, probe_obs, update_step))
+        out.update(self.evaluation(learner.params, hp, eval_key(key, update_step), update_step))
         return state, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), out)
 
-    # ------------------------------------------------------------------ events, metrics
-
-    def _probe_index(self) -> Array:
-        """A fixed, evenly strided probe of ``probe_size`` rollout observations."""
-        size = min(self.cfg.metrics.probe_size, self.batch_size)
-        return jnp.linspace(0, self.batch_size - 1, size).astype(jnp.int32)
-
-    def _events(self, traj: Transition, update_step: Array) -> Events:
-        steps_per_task = self.env.spec.steps_per_task
-        env_steps = (update_step + 1) * self.cfg.agent.num_steps
-        task_step = env_steps % steps_per_task if steps_per_task else env_steps
-        return Events(
-            update_step=jnp.asarray(update_step + 1, jnp.int32),
-            task_id=traj.task_id[-1, 0].astype(jnp.int32),
-            task_switched=traj.task_switched.any(),
-            task_step=jnp.asarray(task_step, jnp.int32),
-            steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
-            rollout_steps=jnp.asarray(self.cfg.agent.num_steps, jnp.int32),
-        )
-
-    def metric_names(self) -> tuple[str, ...]:
-        """Names of the plasticity metrics this agent logs (empty when they are off)."""
-        if not self.cfg.metrics.every:
-            return ()
-        shapes = jax.eval_shape(
-            lambda: self._compute_plasticity(
-                self.init_params(jax.random.PRNGKey(0)),
-                self.init_params(jax.random.PRNGKey(0)),
-                jnp.zeros((self.cfg.metrics.probe_size, *self.env.spec.obs_shape)),
-            )
-        )
-        return tuple(shapes)
-
-    def _compute_plasticity(self, params, params_before, probe_obs) -> dict[str, Array]:
-        m = self.cfg.metrics
-        out = self.network.apply(params, probe_obs)
-        values = pm.plasticity_metrics(
-            activations=out.activations,
-            features=out.features,
-            params=params,
-            params_before=params_before,
-            activation=self.spec.activation,
-            tau=m.dormant_tau,
-            rank_threshold=m.rank_threshold,
-            squared_rank=m.squared_rank,
-            variance_over=m.feature_variance_over,
-        )
+    def extra_metrics(self, out) -> dict[str, Array]:
         if self.continuous:
             entropy = D.gaussian_entropy(out.policy, out.log_std).mean()
         else:
             entropy = D.categorical_entropy(out.policy).mean()
-        return {**values, "policy_entropy": entropy}
-
-    def _plasticity(self, params, params_before, probe_obs, update_step) -> dict[str, Array]:
-        every = self.cfg.metrics.every
-        if not every:
-            return {}
-        names = self.metric_names()
-        return jax.lax.cond(
-            (update_step + 1) % every == 0,
-            lambda: self._compute_plasticity(params, params_before, probe_obs),
-            lambda: {k: jnp.full((), jnp.nan, jnp.float32) for k in names},
-        )
+        return {"policy_entropy": entropy}
 
 
 def _masked_mean(weights: Array | None):

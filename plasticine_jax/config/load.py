@@ -227,6 +227,22 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _tagged(classes: list[type], value: Any, where: str) -> Any:
+    """A union of dataclasses told apart by their ``name`` field (``agent: {name: dqn}``):
+    the class whose ``name`` default is ``value["name"]``; the first class when absent."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    names = {c.__dataclass_fields__["name"].default: c for c in classes}
+    name = value.get("name", next(iter(names)))
+    if name not in names:
+        near = difflib.get_close_matches(str(name), [str(n) for n in names], n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{where}.name={name!r} is unknown{hint}; choose one of {list(names)}")
+    return from_dict(names[name], value, where)
+
+
 def _join(where: str, key: Any) -> str:
     return f"{where}.{key}" if where else str(key)
 
@@ -237,8 +253,10 @@ def _coerce(tp: Any, value: Any, where: str, meta: Mapping) -> Any:
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where, meta)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:
+            return _tagged(inner, value, where)
+        return _coerce(inner[0], value, where, meta)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value if value is not None else {}, where)
     if origin is tuple:
@@ -319,8 +337,22 @@ def _check_meta(value: Any, where: str, meta: Mapping) -> None:
 # ---------------------------------------------------------------- cross-field checks
 
 
+def prefill_steps(cfg: ExperimentConfig) -> int:
+    """Env steps per member taken before the first update (a replay agent's
+    ``learning_starts``, rounded up to whole steps of every env); 0 for on-policy agents."""
+    starts = getattr(cfg.agent, "learning_starts", 0)
+    return -(-starts // cfg.env.num_envs) * cfg.env.num_envs
+
+
+def steps_per_update(cfg: ExperimentConfig) -> int:
+    """Env steps per member in one update: ``env.num_envs * agent.num_steps``."""
+    return cfg.env.num_envs * cfg.agent.num_steps
+
+
 def num_updates(cfg: ExperimentConfig) -> int:
-    return cfg.run.total_timesteps // (cfg.env.num_envs * cfg.agent.num_steps)
+    """Updates in the run: what remains of ``run.total_timesteps`` after the prefill, in
+    whole updates."""
+    return (cfg.run.total_timesteps - prefill_steps(cfg)) // steps_per_update(cfg)
 
 
 def chunk_updates(cfg: ExperimentConfig) -> int:
@@ -342,22 +374,19 @@ def last_chunk(cfg: ExperimentConfig) -> int:
 def validate(cfg: ExperimentConfig) -> None:
     """Checks that need several fields at once. Raises ``ConfigError``."""
     a, e, r = cfg.agent, cfg.env, cfg.run
-    batch = e.num_envs * a.num_steps
+    batch = steps_per_update(cfg)
+    prefill = prefill_steps(cfg)
     if batch > INT32_MAX:
         raise ConfigError(
             f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} "
             f"observations per rollout; batch indices are int32, so at most {INT32_MAX}"
         )
-    if batch % a.num_minibatches:
+    if r.total_timesteps < prefill + batch:
+        before = f"agent.learning_starts={prefill} + " if prefill else ""
         raise ConfigError(
-            f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} is not "
-            f"divisible by agent.num_minibatches={a.num_minibatches}; pick num_minibatches "
-            f"from the divisors of {batch}, e.g. {_divisors(batch)}"
-        )
-    if r.total_timesteps < batch:
-        raise ConfigError(
-            f"run.total_timesteps={r.total_timesteps} is less than one update "
-            f"(env.num_envs * agent.num_steps = {batch}); raise it to at least {batch}"
+            f"run.total_timesteps={r.total_timesteps} is less than {before}one update "
+            f"(env.num_envs * agent.num_steps = {batch}); raise it to at least "
+            f"{prefill + batch}"
         )
     if num_updates(cfg) > INT32_MAX:
         raise ConfigError(
@@ -370,11 +399,14 @@ def validate(cfg: ExperimentConfig) -> None:
             f"run.seed={r.seed} with run.num_seeds={r.num_seeds}: the last member's seed "
             f"{r.seed + r.num_seeds - 1} exceeds the largest PRNG seed {MAX_SEED}"
         )
-    if cfg.metrics.every and cfg.metrics.probe_size > batch:
+    _AGENT_CHECKS[a.name](cfg)
+    limit, source = probe_limit(cfg)
+    if cfg.metrics.every and cfg.metrics.probe_size > limit:
         raise ConfigError(
-            f"metrics.probe_size={cfg.metrics.probe_size} exceeds the rollout batch "
-            f"({batch} observations); use at most {batch}"
+            f"metrics.probe_size={cfg.metrics.probe_size} exceeds the {source} ({limit} "
+            f"observations); use at most {limit}"
         )
+    _validate_eval(cfg)
     from plasticine_jax.networks.activations import ACTIVATIONS
 
     if a.network.activation not in ACTIVATIONS:
@@ -394,6 +426,111 @@ def validate(cfg: ExperimentConfig) -> None:
     if dup:
         raise ConfigError(f"methods: {sorted(dup)} listed more than once; list each method once")
     _validate_sweep(cfg)
+
+
+def probe_limit(cfg: ExperimentConfig) -> tuple[int, str]:
+    """How many observations the agent can probe metrics with, and where they come from:
+    the rollout batch (on-policy agents) or the replay batch (``agent.batch_size``)."""
+    if hasattr(cfg.agent, "batch_size"):
+        return cfg.agent.batch_size, "replay batch (agent.batch_size)"
+    return steps_per_update(cfg), "rollout batch"
+
+
+def _check_minibatches(cfg: ExperimentConfig) -> None:
+    a, e = cfg.agent, cfg.env
+    batch = steps_per_update(cfg)
+    if batch % a.num_minibatches:
+        raise ConfigError(
+            f"env.num_envs * agent.num_steps = {e.num_envs} * {a.num_steps} = {batch} is not "
+            f"divisible by agent.num_minibatches={a.num_minibatches}; pick num_minibatches "
+            f"from the divisors of {batch}, e.g. {_divisors(batch)}"
+        )
+
+
+def gradient_steps(cfg: ExperimentConfig) -> int:
+    """A replay agent's gradient steps per update: ``replay_ratio`` times the update's env
+    steps (``env.num_envs * agent.num_steps``), which must be a whole number."""
+    return round(cfg.agent.replay_ratio * steps_per_update(cfg))
+
+
+def _check_replay(cfg: ExperimentConfig) -> None:
+    a, e = cfg.agent, cfg.env
+    batch = steps_per_update(cfg)
+    g = a.replay_ratio * batch
+    if g < 1 or abs(g - round(g)) > 1e-6:
+        raise ConfigError(
+            f"agent.replay_ratio={a.replay_ratio} x (env.num_envs * agent.num_steps = "
+            f"{e.num_envs} * {a.num_steps} = {batch}) = {g:g} gradient steps per update; it "
+            f"must be a whole number >= 1: pick replay_ratio as k / {batch} (e.g. "
+            f"{1 / batch:g} for one gradient step per update) or change agent.num_steps"
+        )
+    if a.buffer_size % e.num_envs:
+        raise ConfigError(
+            f"agent.buffer_size={a.buffer_size} is not a multiple of env.num_envs="
+            f"{e.num_envs} (the buffer holds one column per env); use "
+            f"{a.buffer_size - a.buffer_size % e.num_envs or e.num_envs}"
+        )
+    rows = a.buffer_size // e.num_envs
+    if rows <= a.n_step:
+        raise ConfigError(
+            f"agent.buffer_size={a.buffer_size} holds {rows} steps per env, not more than "
+            f"agent.n_step={a.n_step}; raise buffer_size above {a.n_step * e.num_envs}"
+        )
+    start = prefill_steps(cfg) // e.num_envs
+    if start <= a.n_step:
+        raise ConfigError(
+            f"agent.learning_starts={a.learning_starts} gives {start} prefill steps per env; "
+            f"sampling {a.n_step}-step targets needs more than {a.n_step}: raise "
+            f"learning_starts to at least {(a.n_step + 1) * e.num_envs}"
+        )
+    if prefill_steps(cfg) > a.buffer_size:
+        raise ConfigError(
+            f"agent.learning_starts={a.learning_starts} exceeds agent.buffer_size="
+            f"{a.buffer_size}: the prefill would overwrite itself; lower it or raise the buffer"
+        )
+    if a.hp.eps_end > a.hp.eps_start:
+        raise ConfigError(
+            f"agent.hp.eps_end={a.hp.eps_end} exceeds agent.hp.eps_start={a.hp.eps_start}; "
+            "epsilon decays from start to end"
+        )
+    if getattr(a.hp, "v_min", 0.0) >= getattr(a.hp, "v_max", 1.0):
+        raise ConfigError(
+            f"agent.hp.v_min={a.hp.v_min} must be below agent.hp.v_max={a.hp.v_max}"
+        )
+
+
+def _check_pqn(cfg: ExperimentConfig) -> None:
+    _check_minibatches(cfg)
+    if cfg.agent.hp.eps_end > cfg.agent.hp.eps_start:
+        raise ConfigError(
+            f"agent.hp.eps_end={cfg.agent.hp.eps_end} exceeds agent.hp.eps_start="
+            f"{cfg.agent.hp.eps_start}; epsilon decays from start to end"
+        )
+
+
+_AGENT_CHECKS = {
+    "ppo": _check_minibatches,
+    "pqn": _check_pqn,
+    "dqn": _check_replay,
+    "c51": _check_replay,
+}
+
+
+def _validate_eval(cfg: ExperimentConfig) -> None:
+    ev = cfg.eval
+    if not ev.every:
+        return
+    if cfg.env.scenario != "none":
+        raise ConfigError(
+            f"eval.every={ev.every} with env.scenario={cfg.env.scenario!r}: evaluation on a "
+            "separate env copy would not follow the training env's task; evaluation of "
+            "continual runs is not supported yet: set eval.every=0"
+        )
+    if cfg.env.backend == "envpool":
+        raise ConfigError(
+            f"eval.every={ev.every} with env.backend='envpool': a second pool inside the "
+            "program is not supported yet; set eval.every=0"
+        )
 
 
 def _validate_env(cfg: ExperimentConfig) -> None:
@@ -439,6 +576,11 @@ def _validate_sweep(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"sweep.{key}: expected a non-empty list of values, got {values!r}")
         if key.startswith("sweep") or key.startswith("run."):
             raise ConfigError(f"sweep.{key}: run settings and sweeps cannot be swept")
+        if key in ("agent", "agent.name"):
+            raise ConfigError(
+                f"sweep.{key}: agents have different settings and cannot be swept in one "
+                "config; write one config per agent (configs/agents/ has presets)"
+            )
         for v in values:
             try:
                 trial = apply_override({**base, "sweep": {}}, key.split("."), v)

@@ -86,8 +86,8 @@ class PPOHyperparams:
 
 
 @dataclasses.dataclass(frozen=True)
-class AgentConfig:
-    """PPO's static settings, network and traced hyperparameters."""
+class PPOConfig:
+    """PPO's static settings, network and traced hyperparameters (``agent.name: ppo``)."""
 
     name: str = _f("ppo", choices=("ppo",))
     num_steps: int = _f(128, range=(1, None), help="rollout length per env per update")
@@ -98,6 +98,133 @@ class AgentConfig:
     norm_adv: bool = _f(True, help="normalise advantages per minibatch")
     network: NetworkConfig = _f(factory=NetworkConfig)
     hp: PPOHyperparams = _f(factory=PPOHyperparams)
+
+
+AgentConfig = PPOConfig  # the default agent; kept under its old name
+
+
+def _q_network() -> NetworkConfig:
+    return NetworkConfig(hidden_sizes=(120, 84), activation="relu")
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNHyperparams:
+    """DQN's traced hyperparameters: CleanRL ``dqn.py`` defaults (classic control)."""
+
+    lr: float = _f(2.5e-4, range=(0.0, 1.0), help="Adam learning rate")
+    gamma: float = _f(0.99, range=(0.0, 1.0))
+    tau: float = _f(1.0, range=(0.0, 1.0), help="target update rate; 1 = hard copy")
+    target_every: float = _f(
+        500.0, range=(1.0, None), help="env steps per member between target updates"
+    )
+    eps_start: float = _f(1.0, range=(0.0, 1.0), help="epsilon-greedy: first epsilon")
+    eps_end: float = _f(0.05, range=(0.0, 1.0), help="epsilon-greedy: final epsilon")
+    exploration_fraction: float = _f(
+        0.5, range=(0.0, 1.0), help="fraction of run.total_timesteps over which eps decays"
+    )
+    max_grad_norm: float = _f(10.0, range=(0.0, None), help="used when clip_grad_norm")
+    adam_eps: float = _f(1e-8, range=(0.0, None), help="torch's default, as CleanRL")
+    huber_delta: float = _f(1.0, range=(0.0, None), help="Huber loss threshold")
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """DQN (Mnih et al. 2015) with double-Q, dueling heads and n-step returns as options
+    (``agent.name: dqn``). Defaults: CleanRL ``dqn.py``; its Atari settings are in
+    ``configs/agents/dqn_atari.yaml``. One update collects ``num_steps`` steps of every env,
+    stores them, then takes ``replay_ratio * num_steps * num_envs`` gradient steps."""
+
+    name: str = _f("dqn", choices=("dqn",))
+    num_steps: int = _f(10, range=(1, None), help="env steps per env per update (train freq)")
+    replay_ratio: float = _f(
+        0.1, range=(0.0, None), help="gradient steps per env step (static: one per program)"
+    )
+    batch_size: int = _f(128, range=(1, None), help="transitions per gradient step")
+    buffer_size: int = _f(10_000, range=(1, None), help="replay capacity, transitions/member")
+    learning_starts: int = _f(
+        10_000, range=(0, None), help="random-action env steps per member before learning"
+    )
+    n_step: int = _f(1, range=(1, 100), help="n-step returns")
+    double: bool = _f(False, help="double DQN: online argmax, target value")
+    dueling: bool = _f(False, help="dueling value and advantage heads")
+    loss: str = _f("mse", choices=("mse", "huber"), help="CleanRL: mse; Dopamine: huber")
+    clip_grad_norm: bool = _f(False, help="clip the global gradient norm to max_grad_norm")
+    network: NetworkConfig = _f(factory=_q_network)
+    hp: DQNHyperparams = _f(factory=DQNHyperparams)
+
+
+@dataclasses.dataclass(frozen=True)
+class C51Hyperparams(DQNHyperparams):
+    """C51's traced hyperparameters: CleanRL ``c51.py`` defaults (classic control)."""
+
+    v_min: float = _f(-100.0, help="lowest atom of the return distribution")
+    v_max: float = _f(100.0, help="highest atom")
+    adam_eps: float = _f(0.01 / 128, range=(0.0, None), help="CleanRL: 0.01 / batch_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class C51Config(DQNConfig):
+    """C51 (Bellemare et al. 2017), distributional DQN with the categorical projection
+    (``agent.name: c51``). Defaults: CleanRL ``c51.py``; Atari (CleanRL ``c51_atari.py``,
+    Plasticine ``c51_atari_plasticine.py``) in ``configs/agents/c51_atari.yaml``. With the
+    ``hl_gauss`` method the loss is HL-Gauss cross-entropy to the scalar target instead."""
+
+    name: str = _f("c51", choices=("c51",))
+    num_atoms: int = _f(101, range=(2, 10_000), help="atoms of the return distribution")
+    hp: C51Hyperparams = _f(factory=C51Hyperparams)
+
+
+def _pqn_network() -> NetworkConfig:
+    return NetworkConfig(hidden_sizes=(256, 256), activation="relu", norm="layernorm")
+
+
+@dataclasses.dataclass(frozen=True)
+class PQNHyperparams:
+    """PQN's traced hyperparameters: purejaxql ``pqn_cartpole.yaml``."""
+
+    lr: float = _f(1e-4, range=(0.0, 1.0), help="RAdam learning rate")
+    gamma: float = _f(0.99, range=(0.0, 1.0))
+    q_lambda: float = _f(0.95, range=(0.0, 1.0), help="Q(lambda)'s lambda")
+    eps_start: float = _f(1.0, range=(0.0, 1.0))
+    eps_end: float = _f(0.2, range=(0.0, 1.0))
+    exploration_fraction: float = _f(
+        0.2, range=(0.0, 1.0), help="fraction of the run's updates over which eps decays"
+    )
+    max_grad_norm: float = _f(10.0, range=(0.0, None))
+    adam_eps: float = _f(1e-8, range=(0.0, None))
+    reward_scale: float = _f(0.1, range=(0.0, None), help="rewards are multiplied by it")
+
+
+@dataclasses.dataclass(frozen=True)
+class PQNConfig:
+    """PQN (Gallici et al. 2024): no buffer, no target network, LayerNorm, Q(lambda) over a
+    rollout of many envs (``agent.name: pqn``). Defaults: purejaxql ``pqn_cartpole.yaml``;
+    MinAtar and Craftax presets in ``configs/agents/pqn_*.yaml``."""
+
+    name: str = _f("pqn", choices=("pqn",))
+    num_steps: int = _f(64, range=(1, None), help="rollout length per env per update")
+    num_minibatches: int = _f(16, range=(1, None))
+    update_epochs: int = _f(4, range=(1, None))
+    anneal_lr: bool = _f(True, help="linear learning-rate decay to 0 over the run")
+    optimizer: str = _f("radam", choices=("radam", "adam"), help="purejaxql: radam")
+    network: NetworkConfig = _f(factory=_pqn_network)
+    hp: PQNHyperparams = _f(factory=PQNHyperparams)
+
+
+AGENT_CONFIGS = {"ppo": PPOConfig, "dqn": DQNConfig, "c51": C51Config, "pqn": PQNConfig}
+AnyAgentConfig = PPOConfig | DQNConfig | C51Config | PQNConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Greedy evaluation episodes on a separate copy of the env (every agent)."""
+
+    every: int = _f(0, range=(0, None), help="evaluate every N updates; 0 turns it off")
+    num_envs: int = _f(8, range=(1, None), help="evaluation envs (one episode each)")
+    epsilon: float = _f(0.0, range=(0.0, 1.0), help="random-action probability")
+    max_steps: int = _f(
+        1000, range=(1, None), help="steps per evaluation; unfinished episodes do not count"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +286,12 @@ class ExperimentConfig:
 
     name: str = _f("experiment")
     env: EnvConfig = _f(factory=EnvConfig)
-    agent: AgentConfig = _f(factory=AgentConfig)
+    agent: AnyAgentConfig = _f(
+        factory=PPOConfig, help="ppo | dqn | c51 | pqn, chosen by agent.name (default ppo)"
+    )
     methods: tuple[MethodConfig, ...] = _f(())
     metrics: MetricsConfig = _f(factory=MetricsConfig)
+    eval: EvalConfig = _f(factory=EvalConfig)
     run: RunConfig = _f(factory=RunConfig)
     wandb: WandbConfig = _f(factory=WandbConfig)
     sweep: dict = _f(

@@ -142,13 +142,17 @@ def run(
     sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)]
     if cfg.wandb.mode != "disabled":
         sinks.append(WandbSink(cfg, run_dir, to_dict(cfg), resume=resume is not None))
-    offsets = np.cumsum([0] + [p.num_updates * p.steps_per_update for p in programs])
+    offsets = np.cumsum(
+        [0] + [p.prefill_steps + p.num_updates * p.steps_per_update for p in programs]
+    )
     total = int(offsets[-1])
     members = sum(len(g.members) for g in groups)
     progress = Progress(total, members, cfg.run.progress)
     if start_group < len(programs):
         progress.advance(
-            int(offsets[start_group]) + start_update * programs[start_group].steps_per_update,
+            int(offsets[start_group])
+            + (programs[start_group].prefill_steps if start_update else 0)
+            + start_update * programs[start_group].steps_per_update,
             float("nan"), 0.0,
         )  # fmt: skip
     else:
@@ -164,6 +168,8 @@ def run(
                 first = start_update if g.index == start_group else 0
                 if first:
                     states = serialization.from_bytes(states, saved)
+                elif program.prefill_steps:  # init took them (a replay agent's prefill)
+                    progress.advance(program.prefill_steps, float("nan"), 0.0)
                 diverged = int((np.asarray(states.diverged_at) > 0).sum())
                 progress.diverged(diverged, len(g.members))
                 for start, length in program.chunks(first):
@@ -171,7 +177,10 @@ def run(
                     states, out = program.run_chunk(states, start, length)
                     seconds = time.perf_counter() - t0
                     end = start + length
-                    rows = chunk_rows(g.index, g.members, start, program.steps_per_update, out)
+                    rows = chunk_rows(
+                        g.index, g.members, start, program.steps_per_update, out,
+                        program.prefill_steps,
+                    )  # fmt: skip
                     for sink in sinks:
                         sink.write(rows, step_offset=int(offsets[g.index]))
                     if write_ckpt:

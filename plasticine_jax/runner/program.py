@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from plasticine_jax.agents.ppo import PPO
+from plasticine_jax.agents import make_agent
 from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
 from plasticine_jax.runner.plan import CompileGroup
@@ -91,20 +91,22 @@ class Program:
 
     def __init__(self, group: CompileGroup):
         cfg = group.cfg
-        env = make_env(
-            cfg.env.backend,
-            cfg.env.id,
-            cfg.env.num_envs,
-            cfg.env.options,
-            cfg.env.scenario,
-            cfg.env.scenario_options,
-            cfg.env.normalize,
-        )
+        e = cfg.env
+
+        def build_env(num_envs: int):
+            return make_env(
+                e.backend, e.id, num_envs, e.options, e.scenario, e.scenario_options,
+                e.normalize,
+            )  # fmt: skip
+
+        env = build_env(e.num_envs)
+        eval_env = build_env(cfg.eval.num_envs) if cfg.eval.every else None
         self.group = group
-        self.agent = PPO(cfg, env, group.methods)
+        self.agent = make_agent(cfg, env, group.methods, eval_env)
         self.num_updates = self.agent.num_updates
         self.chunk = chunk_updates(cfg)
-        self.steps_per_update = cfg.env.num_envs * cfg.agent.num_steps
+        self.steps_per_update = self.agent.steps_per_update
+        self.prefill_steps = self.agent.prefill_steps
         self.sharding, self.sharding_note = member_sharding(len(group.members), jax.devices())
         self._guarded = guard_update(
             self.agent.update, self.agent.trained_params, self.agent.loss_keys

@@ -22,8 +22,11 @@ def chunk_rows(
     start: int,
     steps_per_update: int,
     out: Mapping[str, np.ndarray],
+    prefill_steps: int = 0,
 ) -> list[dict[str, Any]]:
     """Turns a chunk's ``{name: [chunk, M]}`` arrays into one row per (update, member).
+    ``env_steps`` counts the member's env steps at the end of the update, the
+    ``prefill_steps`` its agent took before the first update included.
 
     Plasticity metrics are computed only every ``metrics.every`` updates; on the other
     updates they are NaN in ``out`` and written as empty cells.
@@ -39,7 +42,7 @@ def chunk_rows(
                 "setting": m.setting,
                 "seed": m.seed,
                 "update": update,
-                "env_steps": update * steps_per_update,
+                "env_steps": prefill_steps + update * steps_per_update,
             }
             row.update({f"sweep:{k}": v for k, v in m.values.items()})
             for k, v in out.items():

@@ -1,0 +1,338 @@
+"""What every agent shares: the member contract, events, episode statistics, metrics,
+epsilon-greedy acting, schedules and greedy evaluation.
+
+The contract (``Agent``): an agent is built once per compile group from the static config,
+the batched environment and the methods; inside the compiled program it is a pair of pure
+functions over *one* member, ``init(key, hp) -> state`` and ``update(state, update_index) ->
+(state, scalars)``. The runner vmaps ``update`` over members and scans it over updates; it
+reads nothing else of the agent than the attributes declared here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from plasticine_jax import metrics as pm
+from plasticine_jax.config.load import num_updates, prefill_steps, steps_per_update
+from plasticine_jax.config.schema import ExperimentConfig
+from plasticine_jax.envs.core import ContinuousActions, Environment
+from plasticine_jax.methods import compose
+from plasticine_jax.methods.base import Events, LearnerState, Method
+from plasticine_jax.networks.spec import NetworkSpec, spec_from_config
+
+Array = jax.Array
+
+
+class Agent:
+    """The base of every agent: what the runner reads, and the shared machinery.
+
+    Attributes the runner reads:
+      networks: names of the networks the agent trains (``("actor", "critic")``, ``("q",)``);
+        the keys of ``features`` in its network output, and the prefix of their metrics.
+      num_updates: updates in the run.
+      steps_per_update: env steps per member in one update (``num_envs * num_steps``).
+      prefill_steps: env steps per member ``init`` takes before the first update (a replay
+        agent's random-action prefill; 0 otherwise). Logged env steps include them.
+      loss_keys: scalars of ``update`` that must stay finite (the divergence guard).
+
+    Subclasses set ``self.network`` (a flax module whose output has ``features`` and
+    ``activations``), and implement ``init``, ``update``, ``trained_params`` and
+    ``act_greedy``.
+    """
+
+    name = "agent"
+    networks: tuple[str, ...] = ()
+    loss_keys: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        env: Environment,
+        methods: Sequence[Method] = (),
+        eval_env: Environment | None = None,
+    ):
+        self.cfg = cfg
+        self.env = env
+        self.eval_env = eval_env
+        self.methods = tuple(methods)
+        self.spec: NetworkSpec = compose.edit_network(
+            spec_from_config(cfg.agent.network), self.methods
+        )
+        self.continuous = isinstance(env.spec.action_space, ContinuousActions)
+        self.num_updates = num_updates(cfg)
+        self.steps_per_update = steps_per_update(cfg)
+        self.prefill_steps = prefill_steps(cfg)
+        self._dummy_obs = jnp.zeros((1, *env.spec.obs_shape), jnp.float32)
+
+    # ------------------------------------------------------------------ contract
+
+    def init(self, key: Array, hp: dict) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, state: Any, update_step: Array) -> tuple[Any, dict[str, Array]]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @staticmethod
+    def trained_params(state: Any) -> Any:
+        """The parameters this agent trains (checked for finiteness after every update)."""
+        return state.learner.params
+
+    def act_greedy(self, params: Any, obs: Array, hp: dict) -> Array:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def init_params(self, key: Array) -> Any:
+        return self.network.init(key, self._dummy_obs)
+
+    # ------------------------------------------------------------------ acting
+
+    def env_action(self, action: Array) -> Array:
+        """Continuous actions clipped to the action space's bounds; discrete unchanged."""
+        if self.continuous:
+            space = self.env.spec.action_space
+            return jnp.clip(action, space.low, space.high)
+        return action
+
+    # ------------------------------------------------------------------ per update
+
+    def events(
+        self, task_id: Array, task_switched: Array, update_step: Array
+    ) -> Events:
+        """The schedules' view of this update, from its rollout's ``task_id`` ``[T, N]`` and
+        ``task_switched`` ``[T, N]``."""
+        num_steps = self.cfg.agent.num_steps
+        steps_per_task = self.env.spec.steps_per_task
+        env_steps = self.prefill_steps // self.env.spec.num_envs + (update_step + 1) * num_steps
+        task_step = env_steps % steps_per_task if steps_per_task else env_steps
+        return Events(
+            update_step=jnp.asarray(update_step + 1, jnp.int32),
+            task_id=task_id[-1, 0].astype(jnp.int32),
+            task_switched=task_switched.any(),
+            task_step=jnp.asarray(task_step, jnp.int32),
+            steps_per_task=jnp.asarray(steps_per_task, jnp.int32),
+            rollout_steps=jnp.asarray(num_steps, jnp.int32),
+        )
+
+    def episode_scalars(
+        self,
+        episode_return: Array,
+        episode_length: Array,
+        episode_metrics: dict[str, Array],
+        events: Events,
+    ) -> dict[str, Array]:
+        """Per-episode means over the episodes that ended in this update's rollout (NaN when
+        none did), plus the task columns. An episode ended where it reports a length (for
+        Atari with episodic life: a game, not every lost life)."""
+        n_done = (episode_length > 0).sum()
+
+        def per_episode(x):
+            return jnp.where(n_done > 0, x.sum() / jnp.maximum(n_done, 1), jnp.nan)
+
+        env_means = {k: per_episode(v) for k, v in episode_metrics.items()}
+        env_means.update(self.env.summarize_episode_metrics(env_means))
+        return {
+            "episode_return": per_episode(episode_return),
+            "episode_length": per_episode(episode_length),
+            **{f"env/{k}": v for k, v in env_means.items()},
+            "episodes": n_done.astype(jnp.float32),
+            "task_id": events.task_id.astype(jnp.float32),
+            "task_switched": events.task_switched.astype(jnp.float32),
+        }
+
+    # ------------------------------------------------------------------ metrics
+
+    def extra_metrics(self, out: Any) -> dict[str, Array]:
+        """Agent-specific probe metrics from the network output (PPO: policy entropy)."""
+        return {}
+
+    def compute_plasticity(self, params, params_before, probe_obs) -> dict[str, Array]:
+        """Every plasticity metric on ``probe_obs``; feature metrics are keyed by network
+        (``stable_rank/q``, ``dormant/actor/layer_0``)."""
+        m = self.cfg.metrics
+        out = self.network.apply(params, probe_obs)
+        values = pm.plasticity_metrics(
+            activations=out.activations,
+            features=out.features,
+            params=params,
+            params_before=params_before,
+            activation=self.spec.activation,
+            tau=m.dormant_tau,
+            rank_threshold=m.rank_threshold,
+            squared_rank=m.squared_rank,
+            variance_over=m.feature_variance_over,
+        )
+        return {**values, **self.extra_metrics(out)}
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the plasticity metrics this agent logs (empty when they are off)."""
+        if not self.cfg.metrics.every:
+            return ()
+        params = self.init_params(jax.random.PRNGKey(0))
+        probe = jnp.zeros((self.cfg.metrics.probe_size, *self.env.spec.obs_shape))
+        return tuple(jax.eval_shape(lambda: self.compute_plasticity(params, params, probe)))
+
+    def plasticity(self, params, params_before, probe_obs, update_step) -> dict[str, Array]:
+        """The metrics on every ``metrics.every``-th update, NaN on the others; a real
+        branch (the update index is unbatched), so the other updates pay nothing."""
+        every = self.cfg.metrics.every
+        if not every:
+            return {}
+        names = self.metric_names()
+        return jax.lax.cond(
+            (update_step + 1) % every == 0,
+            lambda: self.compute_plasticity(params, params_before, probe_obs),
+            lambda: {k: jnp.full((), jnp.nan, jnp.float32) for k in names},
+        )
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluation(self, params: Any, hp: dict, key: Array, update_step: Array) -> dict:
+        """``eval/episode_return`` every ``eval.every`` updates (NaN on the others), from
+        ``eval.num_envs`` episodes of the greedy policy (random actions with probability
+        ``eval.epsilon``) on the separate ``eval_env``."""
+        ev = self.cfg.eval
+        if not ev.every or self.eval_env is None:
+            return {}
+
+        def run():
+            return {"eval/episode_return": evaluate(
+                self.eval_env, lambda obs, k: self._eval_action(params, obs, hp, k),
+                key, ev.max_steps,
+            )}  # fmt: skip
+
+        return jax.lax.cond(
+            (update_step + 1) % ev.every == 0,
+            run,
+            lambda: {"eval/episode_return": jnp.full((), jnp.nan, jnp.float32)},
+        )
+
+    def _eval_action(self, params, obs, hp, key):
+        action = self.act_greedy(params, obs, hp)
+        eps = self.cfg.eval.epsilon
+        if self.continuous or not eps:
+            return action
+        n = self.env.spec.action_space.n
+        return epsilon_greedy_choice(key, action, n, eps)
+
+
+def evaluate(env: Environment, policy: Callable, key: Array, max_steps: int) -> Array:
+    """Mean return of the first episode of each of ``env``'s envs within ``max_steps`` steps
+    (NaN when none finished). ``policy(obs [N, ...], key) -> action [N, ...]``."""
+    k_reset, key = jax.random.split(key)
+    obs, state = env.reset(k_reset)
+    n = env.spec.num_envs
+
+    def step(carry, _):
+        state, obs, key, done, ret = carry
+        key, k_act, k_env = jax.random.split(key, 3)
+        obs, state, _, term, trunc, info = env.step(k_env, state, policy(obs, k_act))
+        first_end = (term | trunc) & ~done
+        ret = jnp.where(first_end, info.episode_return, ret)
+        return (state, obs, key, done | term | trunc, ret), None
+
+    init = (state, obs, key, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32))
+    (_, _, _, done, ret), _ = jax.lax.scan(step, init, None, max_steps)
+    finished = done.sum()
+    return jnp.where(finished > 0, (ret * done).sum() / jnp.maximum(finished, 1), jnp.nan)
+
+
+def epsilon_greedy_choice(key: Array, greedy: Array, num_actions: int, eps: Array) -> Array:
+    """``greedy`` actions ``[N]``, each replaced with probability ``eps`` by a uniformly
+    random one (CleanRL / purejaxql)."""
+    k_explore, k_action = jax.random.split(key)
+    random = jax.random.randint(k_action, greedy.shape, 0, num_actions)
+    return jnp.where(jax.random.uniform(k_explore, greedy.shape) < eps, random, greedy)
+
+
+def linear_schedule(start: Array, end: Array, duration: Array, t: Array) -> Array:
+    """CleanRL's ``linear_schedule``: ``start`` to ``end`` linearly over ``duration`` steps,
+    then ``end``. A zero duration gives ``end`` at once."""
+    frac = jnp.clip(t / jnp.maximum(duration, 1e-9), 0.0, 1.0)
+    return jnp.where(duration > 0, start + frac * (end - start), end)
+
+
+def crossed(before: Array, after: Array, every: Array) -> Array:
+    """Whether a multiple of ``every`` lies in ``(before, after]`` (int32 counters; a traced
+    float ``every`` is truncated to an int, at least 1): the robust "every k steps" when a
+    counter advances by more than one at a time (``num_envs`` env steps per step), where
+    ``after % every == 0`` would skip the multiples it jumps over."""
+    every = jnp.maximum(jnp.asarray(every).astype(jnp.int32), 1)
+    return (after // every) > (before // every)
+
+
+def eval_key(key: Array, update_step: Array) -> Array:
+    """The evaluation key of an update: folded from the member's key, so evaluating does
+    not change the training stream."""
+    return jax.random.fold_in(key, update_step)
+
+
+def probe_index(probe_size: int, batch: int) -> Array:
+    """A fixed, evenly strided probe of ``probe_size`` of ``batch`` rows."""
+    size = min(probe_size, batch)
+    return jnp.linspace(0, batch - 1, size).astype(jnp.int32)
+
+
+def minibatch_epochs(
+    learner: LearnerState,
+    batch: dict[str, Array],
+    tx: optax.GradientTransformation,
+    loss: Callable[[Any, dict[str, Array]], tuple[Array, dict[str, Array]]],
+    key: Array,
+    epochs: int,
+    num_minibatches: int,
+    max_grad_norm: Array,
+) -> tuple[LearnerState, dict[str, Array]]:
+    """``epochs`` passes over ``batch`` (every leaf ``[B, ...]``), each a fresh permutation
+    split into ``num_minibatches`` minibatches, one optimizer step each (PPO, PQN).
+
+    ``loss(params, minibatch) -> (loss, aux)``. The optimizer receives the extra arguments
+    methods may read (``key``, ``grad_fn``, ``max_grad_norm``). Returns the learner and the
+    mean of every aux scalar plus ``grad_norm`` (before clipping).
+    """
+    size = next(iter(batch.values())).shape[0]
+    mb_size = size // num_minibatches
+
+    def step(carry, mb):
+        learner, key = carry
+        key, k_tx = jax.random.split(key)
+        learner, aux = optimizer_step(learner, tx, lambda p: loss(p, mb), k_tx, max_grad_norm)
+        return (learner, key), aux
+
+    def epoch(carry, _):
+        learner, key = carry
+        key, k_perm = jax.random.split(key)
+        perm = jax.random.permutation(k_perm, size)
+        mbs = jax.tree.map(
+            lambda x: x[perm].reshape((num_minibatches, mb_size, *x.shape[1:])), batch
+        )
+        return jax.lax.scan(step, (learner, key), mbs)
+
+    (learner, _), aux = jax.lax.scan(epoch, (learner, key), None, epochs)
+    return learner, jax.tree.map(jnp.mean, aux)
+
+
+def optimizer_step(
+    learner: LearnerState,
+    tx: optax.GradientTransformation,
+    loss: Callable[[Any], tuple[Array, dict[str, Array]]],
+    key: Array,
+    max_grad_norm: Array,
+) -> tuple[LearnerState, dict[str, Array]]:
+    """One gradient step of ``loss(params) -> (loss, aux)``: the gradient, the (method-
+    wrapped) optimizer with its extra arguments, the new parameters; ``last_grads`` kept
+    when a method reads it. Returns the learner and ``aux`` plus ``grad_norm``."""
+    grad_fn = jax.grad(loss, has_aux=True)
+    grads, aux = grad_fn(learner.params)
+    updates, opt_state = tx.update(
+        grads, learner.opt_state, learner.params, key=key,
+        grad_fn=lambda p: grad_fn(p)[0], max_grad_norm=max_grad_norm,
+    )  # fmt: skip
+    params = optax.apply_updates(learner.params, updates)
+    learner = learner._replace(params=params, opt_state=opt_state)
+    if learner.last_grads is not None:
+        learner = learner._replace(last_grads=grads)
+    return learner, {**aux, "grad_norm": optax.global_norm(grads)}
