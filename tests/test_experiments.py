@@ -1,17 +1,19 @@
 """Every shipped config runs end to end at a tiny size: every compile group, checkpointing
 on, then the same run stopped mid-way and resumed across group boundaries, which must equal
-the uninterrupted run row for row (every column)."""
+the uninterrupted run row for row (every column). A config that cannot resume (envpool: its
+pool is not in the checkpoint) must say so instead."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
 import pytest
 
 from plasticine_jax.config import load_config
-from plasticine_jax.runner.loop import run
+from plasticine_jax.runner.loop import resumable, run
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))
@@ -92,6 +94,10 @@ def test_shipped_config_runs_to_the_end_and_resumes_across_groups(path, tmp_path
     assert len(rows) == sum(len(m) for m in seeds_per_group.values()) * UPDATES
     if cfg.env.scenario != "none":
         assert max(float(r["task_id"]) for r in rows) >= 2  # the tasks really switch
+    if not resumable(cfg):  # envpool: finished, and says it cannot be resumed
+        assert not full.resumable
+        assert json.loads((full.run_dir / "summary.json").read_text())["resumable"] is False
+        return
     # Stop inside the last group when there are several (the resume then starts in a
     # later group), else after the first chunk; the resume runs to the end.
     chunks = 2 * (n_groups - 1) + 1
