@@ -33,13 +33,31 @@ def _envs() -> list[str]:
     return lines
 
 
+def _agents() -> list[str]:
+    """One line per agent: what it is, the networks it trains (every method applies to each
+    of them) and the methods that do not apply to it."""
+    from plasticine_jax.agents import AGENTS, DESCRIPTIONS, agent_class
+
+    lines = []
+    for name in AGENTS:
+        cls = agent_class(name)
+        not_for = cls.unsupported_methods
+        methods = "every method" + (
+            f" except {', '.join(sorted(not_for))}" if not_for else ""
+        )
+        lines.append(
+            f"{name}: {DESCRIPTIONS[name]}; networks {', '.join(cls.networks)}; {methods}"
+        )
+    return lines
+
+
 def listing() -> str:
     from plasticine_jax.methods.registry import REGISTRY
     from plasticine_jax.metrics import METRICS
 
     sections = {
         "environments": _envs(),
-        "agents": ["ppo: PPO (CleanRL/Plasticine), discrete and continuous actions"],
+        "agents": _agents(),
         "methods": sorted(REGISTRY),
         "metrics": [f"{k}: {v}" for k, v in METRICS.items()],
     }

@@ -475,7 +475,7 @@ def test_a_huge_batch_is_refused_at_once():
         # raised while tracing: the network has only these two heads
         ({"name": "plasticity_injection",
           "options": {"heads": ["nope"], "schedule": "every_k_updates"}},
-         "plasticity_injection: heads=['nope']; name actor_head, critic_head or both"),
+         "plasticity_injection: heads=['nope']; name 'heads' (all of them) or some of"),
         ({"name": "plasticity_injection", "options": {"heads": []}}, "heads=[]; name"),
     ],
 )

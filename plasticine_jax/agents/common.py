@@ -48,6 +48,9 @@ class Agent:
     name = "agent"
     networks: tuple[str, ...] = ()
     loss_keys: tuple[str, ...] = ()
+    # Registered methods that cannot apply to this agent, with the reason (refused at config
+    # time, and shown by ``plasticine-jax list``).
+    unsupported_methods: dict[str, str] = {}
 
     def __init__(
         self,

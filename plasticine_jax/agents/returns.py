@@ -67,3 +67,31 @@ def lambda_returns(
 ) -> Array:
     """TD(lambda) returns ``G_t = A_t + v_t`` with the same boundary handling as GAE."""
     return truncated_gae(r_t, discount_t, v_t, v_tp1, cut_t, lambda_) + v_t
+
+
+def categorical_projection(z_t: Array, p_t: Array, support: Array) -> Array:
+    """Projects the distribution with atoms ``z_t`` and probabilities ``p_t`` onto the fixed
+    ``support`` (Bellemare et al. 2017, Algorithm 1; CleanRL ``c51.py``).
+
+    Each atom, clipped to ``[support[0], support[-1]]``, splits its mass between its two
+    neighbouring support atoms in proportion to closeness:
+    ``m_j = sum_i p_i * clip(1 - |b_i - j|, 0, 1)`` with ``b_i = (z_i - v_min) / dz``, which is
+    CleanRL's ``(u - b)`` / ``(b - l)`` scatter, an atom landing exactly on ``j`` giving all
+    its mass to ``j``.
+
+    Args:
+      z_t: target atoms ``[Z']`` (e.g. ``r + gamma^n (1 - d) z``).
+      p_t: their probabilities ``[Z']``.
+      support: the evenly spaced support ``[Z]``.
+
+    Returns:
+      Probabilities ``[Z]`` on ``support``, summing to ``sum(p_t)``.
+    """
+    chex.assert_rank([z_t, p_t, support], 1)
+    chex.assert_equal_shape([z_t, p_t])
+    v_min, v_max = support[0], support[-1]
+    dz = (v_max - v_min) / (support.shape[0] - 1)
+    b = (jnp.clip(z_t, v_min, v_max) - v_min) / dz
+    j = jnp.arange(support.shape[0], dtype=b.dtype)
+    weight = jnp.clip(1.0 - jnp.abs(b[:, None] - j[None, :]), 0.0, 1.0)
+    return (p_t[:, None] * weight).sum(0)

@@ -550,9 +550,16 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
     """Builds every registered method once, so that a bad option (a schedule that is not a
     name, an unknown option) is refused before later checks read the options. Methods named
     by import path are imported and checked by the planner (``runner.plan.build_methods``)."""
+    from plasticine_jax.agents import agent_class
     from plasticine_jax.methods.registry import REGISTRY, make_method
 
+    unsupported = agent_class(cfg.agent.name).unsupported_methods
     for i, mc in enumerate(cfg.methods):
+        if mc.name in unsupported:
+            raise ConfigError(
+                f"methods.{i} ({mc.name}) does not apply to agent.name={cfg.agent.name!r}: "
+                f"{unsupported[mc.name]}; drop the method or choose another agent"
+            )
         if mc.name in REGISTRY:
             try:
                 make_method(mc.name, mc.options)

@@ -31,7 +31,21 @@ Array = jax.Array
 Params = Any
 
 HEADS = {"shared": ("actor_head", "critic_head"), "actor": ("actor_head",),
-         "critic": ("critic_head",)}
+         "critic": ("critic_head",), "q": ("q_head", "value_head")}
+# Every torso an agent builds: PPO's actor/critic (or one shared), the Q-network's ``q``.
+TORSOS = tuple(HEADS)
+# The selector for "every head of the network" (``layer_reset``, ``plasticity_injection``).
+ALL_HEADS = "heads"
+
+
+def resolve_heads(p: dict, paths: tuple[str, ...]) -> tuple[str, ...]:
+    """``paths`` with the selector ``"heads"`` replaced by every ``*_head`` module in ``p``
+    (``params["params"]``), in sorted order."""
+    out: list[str] = []
+    for path in paths:
+        found = sorted(k for k in p if k.endswith("_head")) if path == ALL_HEADS else [path]
+        out += [x for x in found if x not in out]
+    return tuple(out)
 # Head kernels that read the torso's features (``*_a``/``*_b``: plasticity injection).
 HEAD_KERNELS = ("kernel", "kernel_a", "kernel_b")
 

@@ -77,7 +77,7 @@ def _layers(params: Any) -> list[tuple[str, int]]:
     p = params["params"]
     return [
         (torso, i)
-        for torso in ("shared", "actor", "critic")
+        for torso in _surgery.TORSOS
         if torso in p
         for i in _surgery.hidden_layers(p, torso)
     ]

@@ -7,8 +7,10 @@ natural schedule is each task switch (the default here).
 
 Options:
   layers: paths under ``params["params"]`` to reset, ``/``-separated: ``"actor_head"``,
-    ``"critic/layer_1"``, ``"actor"`` (a whole torso). Default the two heads (Plasticine's
-    "reset last layer").
+    ``"critic/layer_1"``, ``"actor"`` (a whole torso), ``"q_head"``; ``"heads"`` selects every
+    head of the network. Default ``heads``: PPO's two heads, a Q-network's head(s)
+    (Plasticine's "reset last layer"). On an agent with a target network the reset
+    entries are copied into the target (``agents.dqn``), as Nikishin et al. reset both.
   schedule: a ``methods.schedules`` name or list (default ``at_task_switch``).
   reset_opt_state: also zero the optimizer statistics of the reset layers (Adam ``mu``/``nu``);
     default False (Plasticine keeps the optimizer).
@@ -39,7 +41,8 @@ Array = jax.Array
 
 def reset_layers(params: Any, fresh: Any, layers: Sequence[str]) -> tuple[Any, Any]:
     """Returns ``(params with the chosen layers taken from fresh, bool mask of them)``."""
-    _surgery.check_paths(params["params"], tuple(layers), "layer_reset")
+    layers = _surgery.resolve_heads(params["params"], tuple(layers))
+    _surgery.check_paths(params["params"], layers, "layer_reset")
     mask = {**jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), bool), params),
             "params": _surgery.select_subtrees(params["params"], tuple(layers))}
     new = jax.tree.map(lambda m, f, p: jnp.where(m, f, p), mask, fresh, params)
@@ -47,7 +50,7 @@ def reset_layers(params: Any, fresh: Any, layers: Sequence[str]) -> tuple[Any, A
 
 
 def layer_reset(
-    layers: Sequence[str] = ("actor_head", "critic_head"),
+    layers: Sequence[str] = (_surgery.ALL_HEADS,),
     schedule: str | Sequence[str] = "at_task_switch",
     reset_opt_state: bool = False,
 ) -> Method:

@@ -135,7 +135,7 @@ def masked_networks(params: Any, rule: str) -> list[list[str]]:
     """Module paths of the masked kernels, grouped by network (a torso and its heads)."""
     p = params["params"]
     nets = []
-    for torso in ("shared", "actor", "critic"):
+    for torso in _surgery.TORSOS:
         if torso not in p:
             continue
         mods = [f"{torso}/layer_{i}" for i in _surgery.hidden_layers(p, torso)]

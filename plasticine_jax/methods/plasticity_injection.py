@@ -65,7 +65,10 @@ its mid-task injection; add ``at_task_fraction`` (``task_fraction`` 0.5) for tha
 ``every_k_updates`` with ``period = num_updates // 2`` for the 2025 single-task setting.
 
 Options:
-  heads: which heads to inject (default both, ``("actor_head", "critic_head")``).
+  heads: which heads to inject: ``"heads"`` (the default: every head of the network, PPO's
+    ``actor_head`` and ``critic_head``, a Q-network's ``q_head`` and dueling
+    ``value_head``) or named heads. On an agent with a target network the injected head
+    is copied into the target (``agents.dqn``): the target's output is unchanged too.
   schedule: a ``methods.schedules`` name or list (default ``at_task_switch``).
   keep_trainable: the paper's variant that keeps ``h_old`` trainable too (default False).
   zero_moments: zero the head's optimizer statistics at injection (default True: ``h_a``
@@ -169,8 +172,9 @@ def injection_tx(
     inner = optax.with_extra_args_support(inner)
 
     def init_fn(params):
-        check_heads(params, heads)
-        return InjectionState(inner.init(params), {h: jnp.zeros((), bool) for h in heads})
+        names = _surgery.resolve_heads(params["params"], heads)
+        check_heads(params, names)
+        return InjectionState(inner.init(params), {h: jnp.zeros((), bool) for h in names})
 
     def update_fn(updates, state, params=None, **extra):
         grads = freeze(updates, state.injected, keep_trainable)
@@ -216,15 +220,19 @@ def inject(head: dict, fresh_head: dict) -> dict:
 
 
 def plasticity_injection(
-    heads: Sequence[str] = ("actor_head", "critic_head"),
+    heads: Sequence[str] = (_surgery.ALL_HEADS,),
     schedule: str | Sequence[str] = "at_task_switch",
     keep_trainable: bool = False,
     zero_moments: bool = True,
 ) -> Method:
     """Plasticity injection as a ``Method`` (see the module docstring)."""
     heads = tuple(heads)
-    if not heads or not set(heads) <= {"actor_head", "critic_head"}:
-        raise ValueError(f"{NAME}: heads={list(heads)}; name actor_head, critic_head or both")
+    allowed = {_surgery.ALL_HEADS, *(h for hs in _surgery.HEADS.values() for h in hs)}
+    if not heads or not set(heads) <= allowed:
+        raise ValueError(
+            f"{NAME}: heads={list(heads)}; name 'heads' (all of them) or some of "
+            f"{sorted(allowed - {_surgery.ALL_HEADS})}"
+        )
     sched, sched_hp = make_schedule(schedule)
 
     def network(spec: NetworkSpec) -> NetworkSpec:
@@ -239,16 +247,17 @@ def plasticity_injection(
         ctx: ModelContext,
     ) -> LearnerState:
         del probe_obs, hp, events
-        check_heads(learner.params, heads)
+        names = _surgery.resolve_heads(learner.params["params"], heads)
+        check_heads(learner.params, names)
         p = dict(learner.params["params"])
         fresh = ctx.init(key)["params"]
-        for h in heads:
+        for h in names:
             p[h] = inject(p[h], fresh[h])
         params = {**learner.params, "params": p}
-        opt_state = set_injected(learner.opt_state, heads)
+        opt_state = set_injected(learner.opt_state, names)
         if zero_moments:
             mask = {**_surgery.false_like(learner.params),
-                    "params": _surgery.select_subtrees(p, heads)}
+                    "params": _surgery.select_subtrees(p, names)}
             opt_state = _surgery.zero_moments(opt_state, params, mask)
         return learner._replace(params=params, opt_state=opt_state)
 

@@ -40,6 +40,18 @@ def every_k_updates(period_key: str = "period") -> Schedule:
     return schedule
 
 
+def at_update(at_key: str = "at") -> Schedule:
+    """Fires once, after update ``hp[at_key]`` (1-based; ``update_step == at``): a one-off
+    intervention at a fixed point of the run (plasticity injection as its reference DQN
+    injects once). A value ``<= 0`` never fires."""
+
+    def schedule(events: Events, hp: HP) -> Array:
+        at = jnp.asarray(hp[at_key]).astype(jnp.int32)
+        return (at > 0) & (jnp.asarray(events.update_step).astype(jnp.int32) == at)
+
+    return schedule
+
+
 def every_update() -> Schedule:
     """Fires after every update (continual backprop, the masks of sparse training)."""
 
@@ -139,6 +151,7 @@ def before_update(until_key: str = "until") -> Schedule:
 SCHEDULES: dict[str, tuple[Callable[[], Schedule], Mapping[str, float]]] = {
     "every_k_updates": (every_k_updates, {"period": 1000.0}),
     "every_update": (every_update, {}),
+    "at_update": (at_update, {"at": 0.0}),
     "at_task_switch": (at_task_switch, {}),
     "at_task_fraction": (at_task_fraction, {"task_fraction": 0.5}),
     "never": (never, {}),

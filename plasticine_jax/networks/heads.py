@@ -3,8 +3,8 @@
 ``ActorCritic`` builds both heads with :func:`head_module`, so a method edits a head by
 setting an option, never by replacing the network:
 
-* ``"injection"`` = head names: the named heads are :class:`InjectableDense` (plasticity
-  injection, ``methods/plasticity_injection.py``);
+* ``"injection"`` = head names: the named heads (``"heads"``: every head) are
+  :class:`InjectableDense` (plasticity injection, ``methods/plasticity_injection.py``);
 * ``"value_bins"`` = ``n``: the critic head has ``n`` outputs, the logits of a categorical
   value (HL-Gauss, ``methods/hl_gauss.py``); see :func:`critic_width`.
 """
@@ -68,7 +68,7 @@ def head_module(spec: NetworkSpec, name: str, features: int, kernel_init: Callab
     """The head to build for ``name``: ``InjectableDense`` when ``spec``'s ``"injection"``
     option names it, else ``nn.Dense``."""
     heads = spec.option(INJECTION)
-    if heads is not None and name in heads:
+    if heads is not None and (name in heads or "heads" in heads):
         return InjectableDense(features, kernel_init, name=name)
     return nn.Dense(features, kernel_init=kernel_init, name=name)
 
