@@ -22,18 +22,30 @@ UPDATES = 4  # per group, in chunks of 2
 TINY_STEPS = UPDATES * 2 * 8  # env steps per member: 2 envs x 8 steps an update
 
 # Shrinks any shipped config: 2 envs x 8 steps, 4 updates a group, 1 seed, small widths.
-SHRINK = [
+COMMON = [
     "env.num_envs=2",
     "agent.num_steps=8",
-    "agent.num_minibatches=2",
-    "agent.update_epochs=1",
-    f"run.total_timesteps={TINY_STEPS}",
     "run.chunk_updates=2",
     "run.num_seeds=1",
     "run.progress=false",
     "run.checkpoint=true",
     "metrics.every=2",
     "metrics.probe_size=16",
+]
+SHRINK = [  # PPO and PQN: epochs of minibatches over the rollout
+    *COMMON,
+    "agent.num_minibatches=2",
+    "agent.update_epochs=1",
+    f"run.total_timesteps={TINY_STEPS}",
+]
+PREFILL = 16  # replay agents: 8 random steps of each env first, then one gradient step an update
+REPLAY_SHRINK = [
+    *COMMON,
+    "agent.replay_ratio=0.0625",
+    "agent.batch_size=16",
+    "agent.buffer_size=128",
+    f"agent.learning_starts={PREFILL}",
+    f"run.total_timesteps={PREFILL + TINY_STEPS}",
 ]
 
 
@@ -53,7 +65,9 @@ def _tiny_overrides(path: Path) -> list[str]:
         assert tasks >= 2, f"{path.name} never reaches its second task"
         spt = max(2, round(TINY_STEPS / tasks / 2) * 2)
         extra.append(f"env.scenario_options.steps_per_task={spt}")
-    return [*SHRINK, *extra]
+    if cfg.eval.every:
+        extra.append("eval={every: 2, num_envs: 2, max_steps: 20}")
+    return [*(REPLAY_SHRINK if hasattr(cfg.agent, "buffer_size") else SHRINK), *extra]
 
 
 def _rows(run_dir: Path) -> list[dict]:

@@ -89,11 +89,22 @@ def _kind(argv: list[str]) -> str:
 COMMANDS = [argv for argv in readme_commands() if _kind(argv) != "not run"]
 
 
+REPLAY_SHRINK = [  # replay agents: 8 random steps of each env, then one gradient step an update
+    *(x for x in SHRINK if not x.startswith(("agent.num_minibatches", "agent.update_epochs"))),
+    "agent.replay_ratio=0.0625",
+    "agent.batch_size=16",
+    "agent.buffer_size=128",
+    "agent.learning_starts=16",
+]
+
+
 def _tiny(config: str | Path, overrides: list[str], out_dir: Path) -> list[str]:
     """Overrides that shrink ``config`` (with the README's ``overrides``) to two updates."""
-    cfg = load_config(config, [*overrides, *SHRINK])
-    steps = 2 * cfg.env.num_envs * cfg.agent.num_steps
-    return [*SHRINK, f"run.total_timesteps={steps}", f"run.out_dir={out_dir}"]
+    replay = hasattr(load_config(config, overrides).agent, "buffer_size")
+    shrink = REPLAY_SHRINK if replay else SHRINK
+    cfg = load_config(config, [*overrides, *shrink])
+    steps = getattr(cfg.agent, "learning_starts", 0) + 2 * cfg.env.num_envs * cfg.agent.num_steps
+    return [*shrink, f"run.total_timesteps={steps}", f"run.out_dir={out_dir}"]
 
 
 def _finished_runs(out_dir: Path) -> list[dict]:

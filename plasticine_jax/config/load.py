@@ -501,6 +501,22 @@ def _check_replay(cfg: ExperimentConfig) -> None:
 
 def _check_pqn(cfg: ExperimentConfig) -> None:
     _check_minibatches(cfg)
+    if cfg.agent.optimizer != "adam":
+        from plasticine_jax.methods.registry import REGISTRY, make_method
+
+        for i, mc in enumerate(cfg.methods):
+            try:
+                restarts = mc.name in REGISTRY and make_method(
+                    mc.name, mc.options
+                ).needs_element_counts
+            except (TypeError, ValueError):
+                continue  # a bad option: named by the method checks that follow
+            if restarts:
+                raise ConfigError(
+                    f"methods.{i} ({mc.name}) restarts Adam on the entries it rewrites, "
+                    f"which needs Adam's per-entry step counts; agent.optimizer="
+                    f"{cfg.agent.optimizer!r} has none: set agent.optimizer=adam"
+                )
     if cfg.agent.hp.eps_end > cfg.agent.hp.eps_start:
         raise ConfigError(
             f"agent.hp.eps_end={cfg.agent.hp.eps_end} exceeds agent.hp.eps_start="

@@ -1,0 +1,260 @@
+"""The value-based agents (DQN, C51, PQN) against independent references: the categorical
+projection by hand, Q(lambda) and the TD targets against plain loops in numpy, the target
+network's update count for any number of envs, CleanRL's epsilon schedule; and the
+contract: a vmapped member equals the same member alone, buffer included."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from plasticine_jax.agents import make_agent, replay
+from plasticine_jax.agents.common import crossed, linear_schedule
+from plasticine_jax.agents.dqn import target_update_due
+from plasticine_jax.agents.returns import categorical_projection
+from plasticine_jax.config import ConfigError, load_config
+from plasticine_jax.envs.registry import make_env
+from plasticine_jax.runner.plan import plan
+from plasticine_jax.runner.program import Program
+
+
+def value_cfg(agent: str, *extra: str):
+    base = ["env.num_envs=2", "run.total_timesteps=400", "metrics.every=2",
+            "metrics.probe_size=8", "agent.network.hidden_sizes=[16]", "run.progress=false"]
+    if agent in ("dqn", "c51"):
+        base += ["agent.num_steps=4", "agent.replay_ratio=0.25", "agent.batch_size=8",
+                 "agent.buffer_size=200", "agent.learning_starts=40"]
+    else:
+        base += ["agent.num_steps=8", "agent.num_minibatches=2", "agent.update_epochs=1"]
+    return load_config(None, [f"agent.name={agent}", *base, *extra])
+
+
+def build(cfg):
+    e = cfg.env
+    env = make_env(e.backend, e.id, e.num_envs, e.options, e.scenario, e.scenario_options,
+                   e.normalize)
+    methods = plan(cfg)[0].methods
+    return make_agent(cfg, env, methods)
+
+
+# ------------------------------------------------------------------ C51 projection
+
+
+def test_categorical_projection_by_hand():
+    support = jnp.array([0.0, 1.0, 2.0, 3.0])
+    z = jnp.array([0.5, 1.0, 2.75, 5.0])  # 5.0 is clipped to the last atom
+    p = jnp.array([0.1, 0.2, 0.3, 0.4])
+    # 0.5 splits 0.1 evenly onto atoms 0 and 1; 1.0 lands on atom 1; 2.75 gives a quarter
+    # of 0.3 to atom 2 and three quarters to atom 3; the clipped 3.0 lands on atom 3.
+    want = [0.05, 0.05 + 0.2, 0.25 * 0.3, 0.75 * 0.3 + 0.4]
+    np.testing.assert_allclose(categorical_projection(z, p, support), want, atol=1e-7)
+
+
+def projection_loop(z, p, v_min, v_max, n):
+    """CleanRL c51.py's projection, as a loop: l, u = floor, ceil of b; mass to both."""
+    dz = (v_max - v_min) / (n - 1)
+    m = np.zeros(n)
+    for zi, pi in zip(z, p, strict=True):
+        b = (np.clip(zi, v_min, v_max) - v_min) / dz
+        lo, hi = int(np.floor(b)), int(np.ceil(b))
+        m[lo] += pi * (hi + (lo == hi) - b)
+        m[hi] += pi * (b - lo)
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_categorical_projection_matches_cleanrl_loop(seed):
+    rng = np.random.default_rng(seed)
+    n, v_min, v_max = 11, -5.0, 5.0
+    support = np.linspace(v_min, v_max, n)
+    z = 0.7 + 0.9 * support + rng.normal(size=n)  # r + gamma z, some outside the support
+    p = rng.dirichlet(np.ones(n))
+    got = categorical_projection(jnp.asarray(z, jnp.float32), jnp.asarray(p, jnp.float32),
+                                 jnp.asarray(support, jnp.float32))
+    np.testing.assert_allclose(got, projection_loop(z, p, v_min, v_max, n), atol=1e-6)
+
+
+# ------------------------------------------------------------------ PQN's Q(lambda)
+
+
+def q_lambda_loop(r, term, trunc, q_max, q_final, last_q, gamma, lam):
+    """purejaxql's backward recursion, with truncations bootstrapping from the final obs:
+    G_t = r_t + gamma (1 - term_t) [lam G_{t+1} + (1 - lam) max Q(s_{t+1})]."""
+    T = len(r)
+    G = np.zeros(T)
+    for t in reversed(range(T)):
+        if term[t]:
+            G[t] = r[t]
+        elif trunc[t]:
+            G[t] = r[t] + gamma * q_final[t]
+        elif t == T - 1:
+            G[t] = r[t] + gamma * last_q
+        else:
+            G[t] = r[t] + gamma * (lam * G[t + 1] + (1 - lam) * q_max[t + 1])
+    return G
+
+
+def test_pqn_targets_match_the_q_lambda_loop():
+    agent = build(value_cfg("pqn"))
+    rng = np.random.default_rng(0)
+    T, N, gamma, lam = 9, 2, 0.97, 0.65
+    term = np.zeros((T, N), bool)
+    trunc = np.zeros((T, N), bool)
+    term[2, 0] = term[6, 1] = True
+    trunc[4, 0] = True
+    traj = {
+        "reward": rng.normal(size=(T, N)), "q_max": rng.normal(size=(T, N)),
+        "q_final": rng.normal(size=(T, N)), "terminated": term, "truncated": trunc,
+    }  # fmt: skip
+    last_q = rng.normal(size=N)
+    hp = {"agent": {"gamma": gamma, "q_lambda": lam}}
+    got = agent.targets(jax.tree.map(jnp.asarray, traj), jnp.asarray(last_q), hp)
+    for n in range(N):
+        want = q_lambda_loop(traj["reward"][:, n], term[:, n], trunc[:, n],
+                             traj["q_max"][:, n], traj["q_final"][:, n], last_q[n], gamma, lam)
+        np.testing.assert_allclose(got[:, n], want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ DQN targets and loss
+
+
+@pytest.mark.parametrize(("double", "loss"), [(False, "mse"), (True, "huber")])
+def test_dqn_loss_matches_numpy(double, loss):
+    agent = build(value_cfg("dqn", f"agent.double={str(double).lower()}", f"agent.loss={loss}"))
+    params = agent.init_params(jax.random.PRNGKey(0))
+    target = agent.init_params(jax.random.PRNGKey(1))
+    rng = np.random.default_rng(0)
+    B = 6
+    batch = replay.NStepBatch(
+        obs=jnp.asarray(rng.normal(size=(B, 4)), jnp.float32),
+        action=jnp.asarray(rng.integers(0, 2, B), jnp.int32),
+        reward=jnp.asarray(rng.normal(size=B), jnp.float32),
+        discount=jnp.asarray([0.99, 0.0, 0.99**3, 0.99, 0.99, 0.0], jnp.float32),
+        next_obs=jnp.asarray(rng.normal(size=(B, 4)), jnp.float32),
+        weight=jnp.asarray([1, 1, 1, 0, 1, 1], jnp.float32),
+    )
+    hp = {"agent": {"huber_delta": 1.0}, "methods": {}}
+    got, aux = agent.loss(params, target, batch, hp, params)
+    q = np.asarray(agent.network.apply(params, batch.obs).q)
+    q_next_t = np.asarray(agent.network.apply(target, batch.next_obs).q)
+    q_next_online = np.asarray(agent.network.apply(params, batch.next_obs).q)
+    per, w = [], np.asarray(batch.weight)
+    for i in range(B):
+        a_star = np.argmax(q_next_online[i] if double else q_next_t[i])
+        y = float(batch.reward[i]) + float(batch.discount[i]) * q_next_t[i, a_star]
+        td = q[i, int(batch.action[i])] - y
+        if loss == "mse":
+            per.append(td**2)
+        else:
+            per.append(0.5 * td**2 if abs(td) <= 1.0 else abs(td) - 0.5)
+    want = (w * np.array(per)).sum() / w.sum()
+    np.testing.assert_allclose(float(aux["td_loss"]), want, rtol=1e-5)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_c51_loss_matches_numpy():
+    agent = build(value_cfg("c51", "agent.num_atoms=11", "agent.hp.v_min=-5",
+                            "agent.hp.v_max=5"))
+    params = agent.init_params(jax.random.PRNGKey(0))
+    target = agent.init_params(jax.random.PRNGKey(1))
+    rng = np.random.default_rng(1)
+    B = 4
+    batch = replay.NStepBatch(
+        obs=jnp.asarray(rng.normal(size=(B, 4)), jnp.float32),
+        action=jnp.asarray([0, 1, 1, 0], jnp.int32),
+        reward=jnp.asarray([1.0, -0.5, 0.3, 2.0], jnp.float32),
+        discount=jnp.asarray([0.99, 0.0, 0.9801, 0.99], jnp.float32),
+        next_obs=jnp.asarray(rng.normal(size=(B, 4)), jnp.float32),
+        weight=jnp.ones(B, jnp.float32),
+    )
+    hp = {"agent": {"v_min": -5.0, "v_max": 5.0}, "methods": {}}
+    _, aux = agent.loss(params, target, batch, hp, params)
+    z = np.linspace(-5.0, 5.0, 11)
+    softmax = lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(  # noqa: E731
+        x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    logits = np.asarray(agent.network.apply(params, batch.obs).q, np.float64)
+    p_next = softmax(np.asarray(agent.network.apply(target, batch.next_obs).q, np.float64))
+    losses = []
+    for i in range(B):
+        a_star = np.argmax((p_next[i] * z).sum(-1))
+        m = projection_loop(float(batch.reward[i]) + float(batch.discount[i]) * z,
+                            p_next[i, a_star], -5.0, 5.0, 11)
+        logp = np.log(softmax(logits[i, int(batch.action[i])]))
+        losses.append(-(m * logp).sum())
+    np.testing.assert_allclose(float(aux["td_loss"]), np.mean(losses), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ schedules
+
+
+@pytest.mark.parametrize("num_envs", [1, 3, 7, 8, 16])
+@pytest.mark.parametrize(("num_steps", "grad_steps"), [(1, 1), (4, 1), (5, 2), (10, 10)])
+def test_target_updates_happen_once_per_multiple_for_any_num_envs(num_envs, num_steps,
+                                                                  grad_steps):
+    every, per_update = 500, num_envs * num_steps
+    steps = 0
+    count = 0
+    for _ in range(3000 // per_update + 1):
+        due = [bool(target_update_due(jnp.int32(steps), jnp.int32(g), per_update, grad_steps,
+                                      jnp.float32(every))) for g in range(grad_steps)]
+        count += sum(due)
+        steps += per_update
+    assert count == steps // every
+    # Counting by modulo of a counter that jumps by num_envs misses multiples:
+    modulo = sum((k * per_update) % every == 0 for k in range(1, steps // per_update + 1))
+    if every % per_update:
+        assert modulo < steps // every
+
+
+def test_crossed_counts_multiples_in_the_interval():
+    assert bool(crossed(jnp.int32(499), jnp.int32(503), 500))
+    assert not bool(crossed(jnp.int32(500), jnp.int32(999), 500))
+    assert bool(crossed(jnp.int32(500), jnp.int32(1000), 500))
+
+
+def test_epsilon_follows_cleanrl_linear_schedule():
+    # CleanRL dqn.py: slope = (end - start) / duration; max(slope * t + start, end).
+    start, end, duration = 1.0, 0.05, 250_000.0
+    for t in (0, 1, 125_000, 249_999, 250_000, 400_000):
+        want = max((end - start) / duration * t + start, end)
+        got = float(linear_schedule(start, end, duration, jnp.float32(t)))
+        assert got == pytest.approx(want, abs=1e-6)
+
+
+# ------------------------------------------------------------------ the contract
+
+
+@pytest.mark.parametrize("agent", ["dqn", "pqn"])
+def test_vmapped_member_equals_member_alone(agent):
+    together = Program(plan(value_cfg(agent, "run.num_seeds=2", "run.seed=3"))[0])
+    alone = Program(plan(value_cfg(agent, "run.num_seeds=1", "run.seed=4"))[0])
+    s2, out2 = together.run_chunk(together.init(), 0, 3)
+    s1, out1 = alone.run_chunk(alone.init(), 0, 3)
+    for k in out1:
+        np.testing.assert_allclose(out2[k][:, 1], out1[k][:, 0], rtol=2e-5, atol=1e-6,
+                                   err_msg=k)
+    leaves2 = jax.tree.leaves(s2.members)
+    leaves1 = jax.tree.leaves(s1.members)
+    assert len(leaves1) == len(leaves2)
+    for a, b in zip(leaves2, leaves1, strict=True):
+        np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b)[0], rtol=2e-5, atol=1e-6)
+    if agent == "dqn":  # the buffer is part of the member's state, and it holds the rollouts
+        buf = s1.members.buffer
+        assert int(buf.size[0]) == (40 + 3 * 4 * 2) // 2
+
+
+def test_value_agent_config_errors_name_the_fix():
+    with pytest.raises(ConfigError, match="whole number >= 1"):
+        value_cfg("dqn", "agent.replay_ratio=0.1")
+    with pytest.raises(ConfigError, match="not a multiple of env.num_envs"):
+        value_cfg("dqn", "agent.buffer_size=201")
+    with pytest.raises(ConfigError, match="unknown key 'agent.num_minibatches'"):
+        value_cfg("dqn", "agent.num_minibatches=2")
+    with pytest.raises(ConfigError, match="agent.name='dq' is unknown"):
+        load_config(None, ["agent.name=dq"])
+    with pytest.raises(ConfigError, match="does not apply to agent.name='pqn'"):
+        value_cfg("pqn", "methods=[{name: hl_gauss, hp: {v_min: 0, v_max: 100}}]")
+    with pytest.raises(ConfigError, match="agents have different settings"):
+        load_config(None, ["sweep={agent.name: [ppo, dqn]}"])
