@@ -258,3 +258,36 @@ def test_value_agent_config_errors_name_the_fix():
         value_cfg("pqn", "methods=[{name: hl_gauss, hp: {v_min: 0, v_max: 100}}]")
     with pytest.raises(ConfigError, match="agents have different settings"):
         load_config(None, ["sweep={agent.name: [ppo, dqn]}"])
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def test_evaluate_returns_the_first_episode_of_each_env():
+    from plasticine_jax.agents.common import evaluate
+
+    env = make_env("gymnax", "CartPole-v1", 3, {}, "none", {}, None)
+    policy = lambda obs, key: jnp.zeros(obs.shape[0], jnp.int32)  # noqa: E731  always push left
+    key = jax.random.PRNGKey(7)
+    got = float(evaluate(env, policy, key, 60))
+    # The same episodes stepped one at a time, summing the rewards until each env first ends.
+    k_reset, k = jax.random.split(key)
+    obs, state = env.reset(k_reset)
+    total, done = np.zeros(3), np.zeros(3, bool)
+    for _ in range(60):
+        k, _k_act, k_env = jax.random.split(k, 3)
+        obs, state, r, term, trunc, _ = env.step(k_env, state, policy(obs, None))
+        total += np.where(done, 0.0, np.asarray(r))
+        done |= np.asarray(term | trunc)
+    assert done.all()
+    assert got == pytest.approx(total.mean())
+    assert 5 <= got <= 20  # pushing one way drops the pole within a few steps
+
+
+def test_ppo_evaluates_on_the_eval_updates_only(tiny_config):
+    cfg = tiny_config(eval={"every": 2, "num_envs": 2, "max_steps": 50})
+    prog = Program(plan(cfg)[0])
+    _, out = prog.run_chunk(prog.init(), 0, 4)
+    ev = out["eval/episode_return"][:, 0]
+    assert np.isnan(ev[[0, 2]]).all() and np.isfinite(ev[[1, 3]]).all()
+    assert (ev[[1, 3]] >= 1).all()
