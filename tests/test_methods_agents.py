@@ -113,7 +113,7 @@ def test_every_structural_method_traces_in_every_value_agent(agent):
         m = make_method(name)
         prog = _program(agent, [m], [{name: dict(m.hp)}, {name: dict(m.hp)}])
         states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
-        new, out = jax.eval_shape(lambda s: prog._chunk(s, jnp.int32(0), 2), states)
+        new, out = jax.eval_shape(lambda s, p=prog: p._chunk(s, jnp.int32(0), 2), states)
         assert jax.tree.structure(new) == jax.tree.structure(states), name
         assert out["td_loss"].shape == (2, 2), name
         if prog.agent.cfg.metrics.every:
