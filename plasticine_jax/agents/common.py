@@ -91,6 +91,29 @@ class Agent:
     def init_params(self, key: Array) -> Any:
         return self.network.init(key, self._dummy_obs)
 
+    def optimizer(self, hp: dict) -> optax.GradientTransformation:  # pragma: no cover
+        raise NotImplementedError
+
+    def adam(self) -> Callable[..., optax.GradientTransformation]:
+        """``optax.adam``, or ``adam_gnt`` (the same updates with a step count per entry) when
+        a method's intervention restarts Adam on the entries it rewrites
+        (``needs_element_counts``: continual backprop, ReDo with ``zero_moments``)."""
+        from plasticine_jax.methods.adam_gnt import adam_gnt
+
+        return adam_gnt if any(m.needs_element_counts for m in self.methods) else optax.adam
+
+    def fresh_learner(self, k_params: Array, k_methods: Array, hp: dict) -> LearnerState:
+        """A member's freshly initialised network with its optimizer and method states (and
+        ``last_grads`` when a method reads them)."""
+        params = self.init_params(k_params)
+        opt_state = self.optimizer(hp).init(params)
+        method_state = compose.init_method_states(self.methods, params, k_methods)
+        last_grads = (
+            jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in self.methods)
+            else None
+        )  # fmt: skip
+        return LearnerState(params, opt_state, params, method_state, last_grads)
+
     # ------------------------------------------------------------------ acting
 
     def env_action(self, action: Array) -> Array:

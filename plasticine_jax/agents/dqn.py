@@ -62,7 +62,6 @@ from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import Environment
 from plasticine_jax.methods import compose
 from plasticine_jax.methods import hl_gauss as hlg
-from plasticine_jax.methods.adam_gnt import adam_gnt
 from plasticine_jax.methods.base import LearnerState, Method, ModelContext
 from plasticine_jax.networks.heads import critic_width
 from plasticine_jax.networks.qnet import QNetwork, q_values
@@ -144,7 +143,7 @@ class DQN(Agent):
         """Adam (eps ``adam_eps``), behind a global-norm clip when ``clip_grad_norm``,
         wrapped by the methods."""
         a = hp["agent"]
-        adam = adam_gnt if any(m.needs_element_counts for m in self.methods) else optax.adam
+        adam = self.adam()
         opt = optax.inject_hyperparams(adam)(learning_rate=a["lr"], eps=a["adam_eps"])
         if self.cfg.agent.clip_grad_norm:
             opt = optax.chain(optax.clip_by_global_norm(a["max_grad_norm"]), opt)
@@ -163,15 +162,9 @@ class DQN(Agent):
     def init(self, key: Array, hp: HP) -> DQNState:
         """A fresh member with its buffer prefilled by ``learning_starts`` random steps."""
         k_params, k_env, k_methods, k_fill, k_run = jax.random.split(key, 5)
-        params = self.init_params(k_params)
-        opt_state = self.optimizer(hp).init(params)
-        method_state = compose.init_method_states(self.methods, params, k_methods)
+        learner = self.fresh_learner(k_params, k_methods, hp)
+        params = learner.params
         obs, env_state = self.env.reset(k_env)
-        last_grads = (
-            jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in self.methods)
-            else None
-        )  # fmt: skip
-        learner = LearnerState(params, opt_state, params, method_state, last_grads)
         spec = self.env.spec
         buffer = rb.init_buffer(
             self.cfg.agent.buffer_size, spec.num_envs, spec.obs_shape, self.storage_dtype

@@ -28,7 +28,6 @@ from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import Environment
 from plasticine_jax.methods import compose
 from plasticine_jax.methods import hl_gauss as hlg
-from plasticine_jax.methods.adam_gnt import adam_gnt
 from plasticine_jax.methods.base import LearnerState, Method, ModelContext
 from plasticine_jax.networks import ActorCritic
 from plasticine_jax.networks.heads import critic_width
@@ -120,7 +119,7 @@ class PPO(Agent):
 
         else:
             lr = a["lr"]
-        adam = adam_gnt if any(m.needs_element_counts for m in self.methods) else optax.adam
+        adam = self.adam()
         base = optax.chain(
             optax.clip_by_global_norm(a["max_grad_norm"]),
             optax.inject_hyperparams(adam)(learning_rate=lr, eps=a["adam_eps"]),
@@ -130,15 +129,8 @@ class PPO(Agent):
     def init(self, key: Array, hp: HP) -> TrainState:
         """A fresh member: parameters, optimizer and method states, environments."""
         k_params, k_env, k_methods, k_run = jax.random.split(key, 4)
-        params = self.init_params(k_params)
-        opt_state = self.optimizer(hp).init(params)
-        method_state = compose.init_method_states(self.methods, params, k_methods)
+        learner = self.fresh_learner(k_params, k_methods, hp)
         obs, env_state = self.env.reset(k_env)
-        last_grads = (
-            jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in self.methods)
-            else None
-        )  # fmt: skip
-        learner = LearnerState(params, opt_state, params, method_state, last_grads)
         return TrainState(learner, env_state, obs, k_run, hp)
 
     # ------------------------------------------------------------------ acting

@@ -43,7 +43,6 @@ from plasticine_jax.agents.returns import lambda_returns
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import Environment
 from plasticine_jax.methods import compose
-from plasticine_jax.methods.adam_gnt import adam_gnt
 from plasticine_jax.methods.base import LearnerState, Method, ModelContext
 from plasticine_jax.networks.heads import critic_width
 from plasticine_jax.networks.qnet import QNetwork
@@ -108,7 +107,7 @@ class PQN(Agent):
                     "a method that restarts Adam per entry (continual_backprop, redo with "
                     "zero_moments) needs agent.optimizer=adam for pqn"
                 )
-            base = adam_gnt
+            base = self.adam()
         else:
             base = optax.radam if c.optimizer == "radam" else optax.adam
         tx = optax.chain(
@@ -119,15 +118,8 @@ class PQN(Agent):
 
     def init(self, key: Array, hp: HP) -> PQNState:
         k_params, k_env, k_methods, k_run = jax.random.split(key, 4)
-        params = self.init_params(k_params)
-        opt_state = self.optimizer(hp).init(params)
-        method_state = compose.init_method_states(self.methods, params, k_methods)
+        learner = self.fresh_learner(k_params, k_methods, hp)
         obs, env_state = self.env.reset(k_env)
-        last_grads = (
-            jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in self.methods)
-            else None
-        )  # fmt: skip
-        learner = LearnerState(params, opt_state, params, method_state, last_grads)
         return PQNState(learner, env_state, obs, k_run, hp)
 
     def epsilon(self, hp: HP, update_step: Array) -> Array:
