@@ -91,6 +91,11 @@ class Agent:
     def init_params(self, key: Array) -> Any:
         return self.network.init(key, self._dummy_obs)
 
+    def network_parts(self) -> dict[str, tuple[str, ...]]:
+        """Network name -> the top-level parameter modules it owns (``ModelContext.parts``):
+        a Q-network owns its torso ``q`` and heads; see PPO for actor and critic."""
+        return {"q": ("q", "q_head", "value_head")}
+
     def optimizer(self, hp: dict) -> optax.GradientTransformation:  # pragma: no cover
         raise NotImplementedError
 

@@ -115,7 +115,10 @@ class DQN(Agent):
         self.storage_dtype = rb.obs_storage_dtype(
             jnp.float32, 0, 255, integer_valued=integer_observations(cfg)
         )
-        self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
+        self.ctx = ModelContext(
+            apply=self.network.apply, init=self.init_params, spec=self.spec,
+            parts=self.network_parts(),
+        )  # fmt: skip
 
     def _atoms(self) -> int:
         return 1
@@ -252,7 +255,9 @@ class DQN(Agent):
             per = -jnp.sum(m * jax.nn.log_softmax(chosen, axis=-1), axis=-1)
             q_mean = mean((jax.nn.softmax(chosen, -1) * z).sum(-1))
         td_loss = mean(per)
-        penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
+        penalty = compose.total_penalty(
+            self.methods, params, anchor, hp["methods"], self.ctx.parts
+        )
         return td_loss + penalty, {"td_loss": td_loss, "penalty": penalty, "q_mean": q_mean}
 
     def atoms_support(self, hp: HP) -> Array:

@@ -100,7 +100,19 @@ class PPO(Agent):
             )
         self.batch_size = self.steps_per_update
         self.minibatch_size = self.batch_size // cfg.agent.num_minibatches
-        self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
+        self.ctx = ModelContext(
+            apply=self.network.apply, init=self.init_params, spec=self.spec,
+            parts=self.network_parts(),
+        )  # fmt: skip
+
+    def network_parts(self) -> dict[str, tuple[str, ...]]:
+        """The actor owns its torso, ``actor_head`` and ``log_std``; the critic its torso and
+        ``critic_head``; a shared torso belongs to both."""
+        own = ("shared",) if self.spec.shared_torso else None
+        return {
+            "actor": (*(own or ("actor",)), "actor_head", "log_std"),
+            "critic": (*(own or ("critic",)), "critic_head"),
+        }
 
     # ------------------------------------------------------------------ construction
 
@@ -240,7 +252,9 @@ class PPO(Agent):
         else:
             clipped = {}
             v_loss = 0.5 * mean(v_err)
-        penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
+        penalty = compose.total_penalty(
+            self.methods, params, anchor, hp["methods"], self.ctx.parts
+        )
         loss = pg_loss - a["ent_coef"] * entropy + a["vf_coef"] * v_loss + penalty
         aux = {
             "pg_loss": pg_loss,

@@ -86,7 +86,10 @@ class PQN(Agent):
         self.num_actions = env.spec.action_space.n
         self.network = QNetwork(self.spec, self.num_actions)
         self.batch_size = self.steps_per_update
-        self.ctx = ModelContext(apply=self.network.apply, init=self.init_params, spec=self.spec)
+        self.ctx = ModelContext(
+            apply=self.network.apply, init=self.init_params, spec=self.spec,
+            parts=self.network_parts(),
+        )  # fmt: skip
 
     def act_greedy(self, params: Any, obs: Array, hp: HP) -> Array:
         return jnp.argmax(self.network.apply(params, obs).q, axis=-1)
@@ -174,7 +177,9 @@ class PQN(Agent):
         q = self.network.apply(params, batch["obs"]).q
         chosen = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
         td_loss = 0.5 * mean((chosen - batch["target"]) ** 2)
-        penalty = compose.total_penalty(self.methods, params, anchor, hp["methods"])
+        penalty = compose.total_penalty(
+            self.methods, params, anchor, hp["methods"], self.ctx.parts
+        )
         aux = {"td_loss": td_loss, "penalty": penalty, "q_mean": mean(chosen)}
         return td_loss + penalty, aux
 

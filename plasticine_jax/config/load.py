@@ -578,9 +578,32 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
             )
         if mc.name in REGISTRY:
             try:
-                make_method(mc.name, mc.options)
+                m = make_method(mc.name, mc.options)
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"methods.{i} ({mc.name}): {e}") from None
+            if mc.networks:
+                _check_networks(cfg, i, m, mc.networks)
+
+
+def _check_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, ...]) -> None:
+    """``networks:`` names networks of the agent, and the method can be restricted: its
+    penalty sees only their parameters, its intervention changes only them. A network edit
+    or an optimizer wrapper acts on the whole model and cannot."""
+    from plasticine_jax.agents import agent_class
+
+    have = agent_class(cfg.agent.name).networks
+    unknown = [n for n in networks if n not in have]
+    if unknown:
+        raise ConfigError(
+            f"methods.{i}.networks: {unknown} not networks of agent.name="
+            f"{cfg.agent.name!r}; it trains {list(have)}"
+        )
+    if m.network is not None or m.optimizer is not None:
+        hook = "edits the network" if m.network is not None else "wraps the optimizer"
+        raise ConfigError(
+            f"methods.{i} ({m.name}) {hook}, which acts on every network; `networks:` "
+            "restricts only penalties and interventions: drop it"
+        )
 
 
 def _divisors(n: int, count: int = 8, search: int = 100_000) -> list[int]:

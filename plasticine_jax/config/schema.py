@@ -234,6 +234,9 @@ class MethodConfig:
     name: str = _f(help="registry name (plasticine-jax list) or 'module:factory'")
     hp: dict = _f(factory=dict, help="traced hyperparameters overriding the defaults")
     options: dict = _f(factory=dict, help="static settings (layers, variants)")
+    networks: tuple[str, ...] = _f(
+        (), help="the agent's networks it applies to (e.g. [critic]); default every one"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,11 +84,15 @@ class ModelContext(NamedTuple):
       apply: ``apply(params, obs [B, ...]) -> ACOutput`` (features and activations).
       init: ``init(key) -> params``, a fresh initialisation of the whole network.
       spec: the network's final ``NetworkSpec`` (after all network edits).
+      parts: agent network name -> the top-level modules of ``params["params"]`` it owns
+        (PPO: ``actor`` -> ``("actor", "actor_head", "log_std")``); a shared torso belongs
+        to every network that reads it. ``None``: one network owning everything.
     """
 
     apply: Callable[[Params, Array], Any]
     init: Callable[[Array], Params]
     spec: NetworkSpec
+    parts: Mapping[str, tuple[str, ...]] | None = None
 
 
 class Intervention(NamedTuple):
@@ -127,6 +131,9 @@ class Method:
         the agent's base Adam keeps a step count per entry (``methods.adam_gnt``), which
         moment zeroing resets with the moments (continual backprop; ReDo with
         ``zero_moments``).
+      networks: the agent networks the method is restricted to (config ``networks:``);
+        empty for every network. Only penalties and interventions can be restricted
+        (``compose.total_penalty``, ``compose.apply_interventions``).
     """
 
     name: str
@@ -143,11 +150,12 @@ class Method:
     options: tuple[tuple[str, Any], ...] = ()
     needs_grads: bool = False
     needs_element_counts: bool = False
+    networks: tuple[str, ...] = ()
 
     @property
-    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    def key(self) -> tuple[Any, ...]:
         """Structural identity: two methods with equal keys build the same program."""
-        return (self.name, self.options)
+        return (self.name, self.options, self.networks)
 
 
 def set_network_fields(**fields: Any) -> Callable[[NetworkSpec], NetworkSpec]:

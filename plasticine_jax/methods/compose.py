@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -55,15 +55,56 @@ def find_wrapper_state(opt_state: Any, state_type: type, method: str) -> Any:
     return found[0]
 
 
+def owned_modules(m: Method, parts: Mapping[str, tuple[str, ...]] | None) -> set[str] | None:
+    """The top-level modules of the networks ``m`` is restricted to (``m.networks``), or
+    None when it applies to every network."""
+    if not m.networks or parts is None:
+        return None
+    return {mod for n in m.networks for mod in parts[n]}
+
+
+def restrict(tree: Any, modules: set[str] | None) -> Any:
+    """``tree`` (``{"params": {module: ...}}``) with only ``modules`` kept."""
+    if modules is None:
+        return tree
+    return {**tree, "params": {k: v for k, v in tree["params"].items() if k in modules}}
+
+
 def total_penalty(
-    methods: Sequence[Method], params: Any, anchor_params: Any, hps: dict[str, HP]
+    methods: Sequence[Method],
+    params: Any,
+    anchor_params: Any,
+    hps: dict[str, HP],
+    parts: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Array:
-    """Sum of the methods' loss penalties (0.0 when none)."""
+    """Sum of the methods' loss penalties (0.0 when none); a method restricted to some
+    networks sees only their parameters (``parts``: ``ModelContext.parts``)."""
     total = jnp.zeros((), jnp.float32)
     for m in methods:
         if m.penalty is not None:
-            total = total + m.penalty(params, anchor_params, hps[m.name])
+            mods = owned_modules(m, parts)
+            total = total + m.penalty(
+                restrict(params, mods), restrict(anchor_params, mods), hps[m.name]
+            )
     return total
+
+
+def _keep_outside(old: Any, new: Any, modules: set[str] | None, all_modules: set[str]) -> Any:
+    """``new``, except the leaves under a module of ``all_modules - modules`` (found as the
+    key after a ``"params"`` key in the leaf's path: parameters, and the optimizer state's
+    parameter-shaped trees), which keep their ``old`` value."""
+    if modules is None:
+        return new
+    outside = all_modules - modules
+
+    def pick(path, o, n):
+        keys = [getattr(k, "key", None) for k in path]
+        for i, k in enumerate(keys[:-1]):
+            if k == "params" and keys[i + 1] in outside:
+                return o
+        return n
+
+    return jax.tree_util.tree_map_with_path(pick, old, new)
 
 
 def init_method_states(methods: Sequence[Method], params: Any, key: Array) -> dict[str, Any]:
@@ -84,16 +125,23 @@ def apply_interventions(
     events: Events,
     ctx: ModelContext,
 ) -> LearnerState:
-    """Fires each intervention whose traced schedule says so (``lax.cond``, list order)."""
+    """Fires each intervention whose traced schedule says so (``lax.cond``, list order). An
+    intervention restricted to some networks (``Method.networks``) changes only their
+    parameters and optimizer statistics; its own method state is kept whole."""
+    all_modules = set(learner.params["params"])
     for m, k in zip(methods, jax.random.split(key, max(len(methods), 1)), strict=False):
         if m.intervention is None:
             continue
         iv, hp = m.intervention, hps[m.name]
+        mods = owned_modules(m, ctx.parts)
+
+        def apply(s, iv=iv, hp=hp, k=k, mods=mods):
+            new = iv.apply(s, probe_obs, k, hp, events, ctx)
+            return new._replace(
+                params=_keep_outside(s.params, new.params, mods, all_modules),
+                opt_state=_keep_outside(s.opt_state, new.opt_state, mods, all_modules),
+            )
+
         fire = jnp.asarray(iv.schedule(events, hp), bool)
-        learner = jax.lax.cond(
-            fire,
-            lambda s, iv=iv, hp=hp, k=k: iv.apply(s, probe_obs, k, hp, events, ctx),
-            lambda s: s,
-            learner,
-        )
+        learner = jax.lax.cond(fire, apply, lambda s: s, learner)
     return learner

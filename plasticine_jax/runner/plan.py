@@ -78,6 +78,8 @@ def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
             )
         for k, v in mc.hp.items():
             as_float(v, f"methods.{i}.hp.{k}")
+        if mc.networks:
+            m = dataclasses.replace(m, networks=tuple(mc.networks))
         methods.append(m)
     try:
         check_methods(methods, spec_from_config(cfg.agent.network))
@@ -94,7 +96,8 @@ def method_label(methods: Sequence[MethodConfig]) -> str:
     for mc in methods:
         args = [f"{k}={v}" for k, v in sorted(mc.options.items())]
         args += [f"{k}={v}" for k, v in sorted(mc.hp.items())]
-        parts.append(mc.name + (f"({','.join(args)})" if args else ""))
+        on = f"[{','.join(mc.networks)}]" if mc.networks else ""
+        parts.append(mc.name + on + (f"({','.join(args)})" if args else ""))
     return "+".join(parts)
 
 
