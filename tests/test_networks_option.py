@@ -82,3 +82,26 @@ def test_networks_the_agent_lacks_or_hooks_that_act_on_everything_are_refused(me
     data["methods"] = [method]
     with pytest.raises(ConfigError, match=message):
         load_config(data=data)
+
+
+def test_metrics_per_network_carry_its_name_and_only_its_weights():
+    agent, _ = _agent([])
+    params = agent.init_params(jax.random.PRNGKey(3))
+    before = agent.init_params(jax.random.PRNGKey(4))
+    obs = jax.random.normal(jax.random.PRNGKey(5), (32, 4))
+    got = agent.compute_plasticity(params, before, obs)
+    p, b = params["params"], before["params"]
+    for net, mods in (("actor", ("actor", "actor_head", "log_std")),
+                      ("critic", ("critic", "critic_head"))):
+        leaves = [np.asarray(x) for k in mods if k in p for x in jax.tree.leaves(p[k])]
+        olds = [np.asarray(x) for k in mods if k in b for x in jax.tree.leaves(b[k])]
+        n = sum(x.size for x in leaves)
+        rms = np.sqrt(sum((x**2).sum() for x in leaves) / n)
+        change = np.sqrt(sum(((x - y) ** 2).sum() for x, y in zip(leaves, olds, strict=True)) / n)
+        assert float(got[f"{net}/weight_magnitude"]) == pytest.approx(rms, rel=1e-5)
+        assert float(got[f"{net}/weight_change"]) == pytest.approx(change, rel=1e-5)
+        # Dormant units of the network's one hidden layer, from its activations in numpy.
+        h = np.maximum(np.asarray(obs) @ np.asarray(p[net]["layer_0"]["kernel"])
+                       + np.asarray(p[net]["layer_0"]["bias"]), 0.0)
+        score = np.abs(h).mean(0) / (np.abs(h).mean(0).mean() + 1e-9)
+        assert float(got[f"{net}/dormant_ratio"]) == pytest.approx(np.mean(score <= 0.025))

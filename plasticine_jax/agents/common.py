@@ -181,8 +181,11 @@ class Agent:
         return {}
 
     def compute_plasticity(self, params, params_before, probe_obs) -> dict[str, Array]:
-        """Every plasticity metric on ``probe_obs``; feature metrics are keyed by network
-        (``stable_rank/q``, ``dormant/actor/layer_0``)."""
+        """Every plasticity metric on ``probe_obs``: over the whole model (``dormant_ratio``,
+        ``weight_magnitude``, ``weight_change``), per torso (``stable_rank/q``,
+        ``dormant/actor/layer_0``), and per network with its name as prefix
+        (``critic/dormant_ratio``, ``critic/weight_magnitude``, ``critic/weight_change``; a
+        shared torso counts in every network that reads it)."""
         m = self.cfg.metrics
         out = self.network.apply(params, probe_obs)
         values = pm.plasticity_metrics(
@@ -196,6 +199,16 @@ class Agent:
             squared_rank=m.squared_rank,
             variance_over=m.feature_variance_over,
         )
+        for net, modules in self.network_parts().items():
+            mods = set(modules)
+            own = compose.restrict(params, mods)
+            acts = {k: v for k, v in out.activations.items() if k.split("/")[0] in mods}
+            if acts:
+                values[f"{net}/dormant_ratio"] = pm.dormant_ratio(acts, m.dormant_tau)[0]
+            values[f"{net}/weight_magnitude"] = pm.weight_magnitude(own)
+            values[f"{net}/weight_change"] = pm.weight_change(
+                compose.restrict(params_before, mods), own
+            )
         return {**values, **self.extra_metrics(out)}
 
     def metric_names(self) -> tuple[str, ...]:
