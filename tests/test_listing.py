@@ -104,3 +104,17 @@ def test_qt_probe_agrees_with_system_deps_script():
     proc = subprocess.run(["bash", str(root / "scripts/system-deps.sh"), "--check"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (proc.returncode == 0) == (system.missing_qt5_libraries() == ()), proc.stderr
+
+
+def test_list_shows_each_agent_with_its_networks_and_the_methods_that_do_not_apply(capsys):
+    from plasticine_jax.agents import AGENTS, agent_class
+
+    assert main(["list"]) == 0
+    section = capsys.readouterr().out.split("agents:\n", 1)[1].split("\nmethods:", 1)[0]
+    lines = {line.strip().split(":")[0]: line for line in section.splitlines()}
+    assert sorted(lines) == sorted(AGENTS)
+    for name in AGENTS:
+        cls = agent_class(name)
+        assert f"networks {', '.join(cls.networks)}" in lines[name], lines[name]
+    assert lines["pqn"].endswith("every method except hl_gauss")
+    assert lines["dqn"].endswith("every method")
