@@ -46,6 +46,9 @@ Options:
 State (``method_state["continual_backprop"]``), per ``"{torso}/layer_i"``: ``age [units]``,
 ``util [units]``, ``mean [features]``, ``acc []``.
 
+Target networks (DQN, C51): the replaced units' weights are copied into the target
+network too (``agents.dqn.mirror_interventions``).
+
 Registry name: ``continual_backprop``.
 
 References:

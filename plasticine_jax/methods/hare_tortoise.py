@@ -17,6 +17,9 @@ Options:
 
 The agent acts with the hare. To evaluate with the tortoise, read it from the method state.
 
+Target networks (DQN, C51): the hare's reset to the tortoise is copied into the target
+network too (``agents.dqn.mirror_interventions``).
+
 Registry name: ``hare_tortoise``.
 
 References:

@@ -79,6 +79,10 @@ Options:
   topology_schedule: rule ``"dormant"`` only, a ``methods.schedules`` name or list
     (default ``every_k_updates``).
 
+Target networks (DQN, C51; the seed's TD3 in a later issue): the weights the topology
+change grows or prunes are copied into the target network too
+(``agents.dqn.mirror_interventions``).
+
 Registry name: ``neuroplastic_expansion``.
 
 References:

@@ -55,6 +55,10 @@ Options:
 
 Hyperparameters: ``tau`` (0.025), ``period`` (10).
 
+Target networks (DQN, C51): the recycled units' rewritten weights are copied into the
+target network too (``agents.dqn.mirror_interventions``), so online and target agree on them
+(Dopamine's recycler rewrites the online network and lets the next target sync copy it).
+
 Registry name: ``redo``.
 
 References:

@@ -31,6 +31,9 @@ Hyperparameters: ``shrink`` (λ, default 0.999999) and ``perturb`` (σ, default 
 λ = 1, σ = 0 is the identity. Option ``perturb``: ``"fresh"`` (default) or ``"init"`` (the
 option and the hyperparameter share a name: the option picks θ_p, the hyperparameter is σ).
 
+Target networks (DQN, C51): every entry shrink & perturb rewrites is copied into the
+target network too (``agents.dqn.mirror_interventions``).
+
 Registry name: ``shrink_perturb``.
 
 References:
