@@ -291,3 +291,20 @@ def test_ppo_evaluates_on_the_eval_updates_only(tiny_config):
     ev = out["eval/episode_return"][:, 0]
     assert np.isnan(ev[[0, 2]]).all() and np.isfinite(ev[[1, 3]]).all()
     assert (ev[[1, 3]] >= 1).all()
+
+
+def test_a_reset_of_the_online_head_is_mirrored_in_the_target():
+    cfg = value_cfg("dqn", "agent.hp.target_every=1000000000",
+                    "methods=[{name: layer_reset, options: {schedule: every_update}}]")
+    prog = Program(plan(cfg)[0])
+    s0 = prog.init()
+    target0 = jax.tree.map(np.asarray, s0.members.target)
+    s1, _ = prog.run_chunk(s0, 0, 1)
+    online, target = s1.members.learner.params["params"], s1.members.target["params"]
+    # The head was reset after the update's gradient step: the target holds the same fresh
+    # head; the torso trained in the online network only (no target update came due).
+    np.testing.assert_array_equal(target["q_head"]["kernel"], online["q_head"]["kernel"])
+    assert not np.allclose(target["q_head"]["kernel"], target0["params"]["q_head"]["kernel"])
+    np.testing.assert_array_equal(target["q"]["layer_0"]["kernel"],
+                                  target0["params"]["q"]["layer_0"]["kernel"])
+    assert not np.allclose(online["q"]["layer_0"]["kernel"], target["q"]["layer_0"]["kernel"])
