@@ -308,3 +308,28 @@ def test_a_reset_of_the_online_head_is_mirrored_in_the_target():
     np.testing.assert_array_equal(target["q"]["layer_0"]["kernel"],
                                   target0["params"]["q"]["layer_0"]["kernel"])
     assert not np.allclose(online["q"]["layer_0"]["kernel"], target["q"]["layer_0"]["kernel"])
+
+
+def test_a_diverging_dqn_member_is_frozen_and_the_others_run_on(tmp_path):
+    import csv
+
+    from plasticine_jax.runner.loop import run
+
+    # Two gradient steps an update: optimizer step 3 (0-based) is in update 2.
+    nan = "methods=[{name: 'tests.user_methods:nan_at', options: {chain: after}}]"
+    over = [nan, f"run.out_dir={tmp_path}", "run.chunk_updates=2"]
+    mixed = run(value_cfg("dqn", *over, "run.name=mixed", "sweep.methods.0.hp.step=[-1, 3]"))
+    clean = run(value_cfg("dqn", *over, "run.name=clean", "methods.0.hp.step=-1"))
+
+    def rows(r):
+        with (r.run_dir / "metrics.csv").open() as f:
+            return list(csv.DictReader(f))
+
+    bad = [r for r in rows(mixed) if r["sweep:methods.0.hp.step"] == "3"]
+    good = [r for r in rows(mixed) if r["sweep:methods.0.hp.step"] == "-1"]
+    assert [r["diverged_at"] for r in bad] == ["0.0"] + ["2.0"] * (len(bad) - 1)
+    assert all(r["td_loss"] == "" for r in bad[1:])
+    np.testing.assert_allclose(  # batched with a diverging member vs alone: float noise only
+        [float(r["td_loss"]) for r in good], [float(r["td_loss"]) for r in rows(clean)],
+        rtol=1e-5,
+    )

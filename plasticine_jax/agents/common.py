@@ -51,6 +51,8 @@ class Agent:
     # Registered methods that cannot apply to this agent, with the reason (refused at config
     # time, and shown by ``plasticine-jax list``).
     unsupported_methods: dict[str, str] = {}
+    # A state field the divergence guard leaves as the update wrote it (``guard_update``).
+    unguarded: str | None = None
 
     def __init__(
         self,

@@ -89,6 +89,7 @@ class DQN(Agent):
     name = "dqn"
     networks = ("q",)
     loss_keys = ("td_loss", "penalty", "grad_norm")
+    unguarded = "buffer"  # a frozen member's buffer is never sampled again
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ def _strong_types(tree: Any) -> Any:
     return jax.tree.map(strong, tree)
 
 
-def guard_update(update, trained_params, loss_keys):
+def guard_update(update, trained_params, loss_keys, unguarded: str | None = None):
     """Wraps one member's ``update`` so that divergence freezes it instead of spreading.
 
     After the update, the member is healthy if its trained parameters and its loss terms
@@ -60,6 +60,9 @@ def guard_update(update, trained_params, loss_keys):
       update: ``(state, update_index) -> (state, scalars)`` of one member.
       trained_params: ``state -> params`` checked for finiteness.
       loss_keys: names of the scalars that must stay finite.
+      unguarded: a field of the state that is taken as the update wrote it even for a frozen
+        member (a replay buffer: selecting the old one would touch every slot of it each
+        update, O(capacity); a frozen member never learns from it again).
 
     Returns:
       ``(state, diverged_at, update_index) -> (state, diverged_at, scalars)``.
@@ -69,7 +72,15 @@ def guard_update(update, trained_params, loss_keys):
         new, out = update(state, i)
         ok = _all_finite(trained_params(new)) & _all_finite([out[k] for k in loss_keys])
         frozen = (diverged_at > 0) | ~ok
-        new = jax.tree.map(lambda old, x: jnp.where(frozen, old, x), state, new)
+        if unguarded is None:
+            new = jax.tree.map(lambda old, x: jnp.where(frozen, old, x), state, new)
+        else:
+            kept = getattr(new, unguarded)
+            picked = jax.tree.map(
+                lambda old, x: jnp.where(frozen, old, x),
+                state._replace(**{unguarded: None}), new._replace(**{unguarded: None}),
+            )
+            new = picked._replace(**{unguarded: kept})
         diverged_at = jnp.where(diverged_at > 0, diverged_at, jnp.where(ok, 0, i + 1))
         out = {k: jnp.where(frozen, jnp.nan, v) for k, v in out.items()}
         out["diverged"] = frozen.astype(jnp.float32)
@@ -109,7 +120,8 @@ class Program:
         self.prefill_steps = self.agent.prefill_steps
         self.sharding, self.sharding_note = member_sharding(len(group.members), jax.devices())
         self._guarded = guard_update(
-            self.agent.update, self.agent.trained_params, self.agent.loss_keys
+            self.agent.update, self.agent.trained_params, self.agent.loss_keys,
+            self.agent.unguarded,
         )
         self._run_chunk = jax.jit(self._chunk, static_argnums=2, donate_argnums=0)
         self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
