@@ -295,15 +295,18 @@ def check_paths(cwd: Path | None = None) -> list[Check]:
         fix = "run from a writable directory, or set run.out_dir=/writable/path"
         out = [Check("paths", "runs", WARN, f"{detail}: not writable", fix)]
     try:
-        jax = _import_module("jax")
-        cache = jax.config.jax_compilation_cache_dir
+        from plasticine_jax.runner import cache as compile_cache
+
+        ENV = compile_cache.ENV
+        cache = compile_cache.cache_dir()
     except Exception:
-        cache = None
+        cache, ENV = None, "PLASTICINE_JAX_CACHE_DIR"
     if cache:
-        out.append(Check("paths", "jax compile cache", OK, str(cache)))
+        detail = f"{cache} (a repeated run loads its programs; {ENV}=off turns it off)"
+        out.append(Check("paths", "jax compile cache", OK, detail))
     else:
-        detail = "not configured: every run compiles its programs afresh"
-        fix = "optional: export JAX_COMPILATION_CACHE_DIR=~/.cache/jax to reuse them"
+        detail = "off: every run compiles its programs afresh"
+        fix = f"unset {ENV} (default ~/.cache/plasticine-jax/xla) or set it to a directory"
         out.append(Check("paths", "jax compile cache", OK, detail, fix))
     try:
         import wandb.env

@@ -123,12 +123,13 @@ def test_svd_guard_check_catches_a_batched_svd():
 
 
 def test_paths_name_runs_under_the_cwd_and_the_compile_cache(tmp_path, monkeypatch):
-    class FakeJax:  # jax.config's options cannot be patched, and setting one would stick
-        class config:
-            jax_compilation_cache_dir = str(tmp_path / "jc")
+    from plasticine_jax.runner import cache
 
-    monkeypatch.setattr(doctor, "_import_module", lambda name: FakeJax)
+    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "jc")
     checks = {c.name: c for c in doctor.check_paths(tmp_path)}
     assert checks["runs"].detail.startswith(f"{tmp_path / 'runs'}/<name>/")
-    assert checks["jax compile cache"].detail == str(tmp_path / "jc")
+    assert checks["jax compile cache"].detail.startswith(f"{tmp_path / 'jc'} (")
+    monkeypatch.setattr(cache, "cache_dir", lambda: None)
+    off = {c.name: c for c in doctor.check_paths(tmp_path)}["jax compile cache"]
+    assert off.detail.startswith("off") and cache.ENV in off.fix
     assert "wandb" in checks["wandb files"].detail

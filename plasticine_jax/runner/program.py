@@ -13,6 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from plasticine_jax.agents import make_agent
 from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
+from plasticine_jax.runner.cache import enable_compile_cache
 from plasticine_jax.runner.plan import CompileGroup
 
 
@@ -101,6 +102,7 @@ class Program:
     """
 
     def __init__(self, group: CompileGroup):
+        enable_compile_cache()  # a repeated run loads its programs instead of compiling
         cfg = group.cfg
         e = cfg.env
 
