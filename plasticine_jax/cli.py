@@ -1,4 +1,4 @@
-"""``plasticine-jax``: run experiments, resume them, list what is available."""
+"""``plasticine-jax``: run experiments, resume them, report them, list what is available."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return exit_code(checks)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from plasticine_jax.report import NotARunError, write_report
+
+    try:
+        path = write_report(args.run_dirs, args.out, baseline=args.baseline)
+    except (NotARunError, ValueError) as e:
+        print(f"report error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {path} (report.md and report.json beside it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plasticine-jax", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -70,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(fn=_cmd_list)
     dr = sub.add_parser("doctor", help="check the install: jax pin, devices, extras, paths")
     dr.set_defaults(fn=_cmd_doctor)
+    rp = sub.add_parser("report", help="aggregates with intervals and figures of run dirs")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to compare")
+    rp.add_argument("--out", metavar="DIR", help="default: RUN_DIR/report for one run")
+    rp.add_argument("--baseline", metavar="LABEL", help="setting to compare with (default: "
+                    "the vanilla setting with the same swept values)")
+    rp.set_defaults(fn=_cmd_report)
     return p
 
 

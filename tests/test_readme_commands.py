@@ -80,6 +80,8 @@ def _kind(argv: list[str]) -> str:
         return args[0]
     if len(args) == 3 and args[:2] == ["run", "--resume"]:
         return "resume"
+    if len(args) >= 2 and args[0] == "report":
+        return "report"
     if len(args) >= 2 and args[0] == "run" and args[1].endswith(".yaml"):
         named = [m for m in readme_files() if any(re.search(rf"\b{m}:", a) for a in args)]
         return "own method" if named else "run"
@@ -114,7 +116,7 @@ def _finished_runs(out_dir: Path) -> list[dict]:
 def test_the_readme_shows_each_kind_of_command():
     """Guards the parser: were it to find nothing, nothing would run."""
     kinds = {_kind(argv) for argv in readme_commands()}
-    assert {"run", "resume", "list", "own method", "not run"} <= kinds, kinds
+    assert {"run", "resume", "report", "list", "own method", "not run"} <= kinds, kinds
     assert "my_methods" in readme_files()
 
 
@@ -153,6 +155,8 @@ def test_readme_command_runs(argv, tmp_path, monkeypatch, capsys):
         assert [s["status"] for s in summaries] == ["finished"]
     elif kind == "resume":
         _run_resume(args, tmp_path, monkeypatch, capsys)
+    elif kind == "report":
+        _run_report(args, tmp_path, monkeypatch, capsys)
     else:
         _run_own_method(argv, tmp_path)
 
@@ -171,6 +175,22 @@ def _run_resume(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(args) == 0, capsys.readouterr()
     assert "finished:" in capsys.readouterr().out
     assert json.loads((tmp_path / run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def _run_report(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """``report RUN_DIR ... [--out DIR] [--baseline L]``: each run directory comes from a tiny
+    run of the config its name starts with (as for resume), then the command runs there."""
+    dirs = [Path(a) for a in args[1:] if not a.startswith("-") and a.startswith("runs/")]
+    for run_dir in dirs:
+        config = ROOT / "configs" / f"{run_dir.name.rsplit('-', 2)[0]}.yaml"
+        assert config.is_file(), f"README reports {run_dir}: no config {config.name} to make it"
+        overrides = [*_tiny(config, [], tmp_path / run_dir.parent), f"run.name={run_dir.name}",
+                     "run.report=false"]  # fmt: skip
+        assert run(load_config(config, overrides)).status == "finished"
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 0, capsys.readouterr()
+    out = args[args.index("--out") + 1] if "--out" in args else f"{args[1]}/report"
+    assert (tmp_path / out / "report.html").is_file()
 
 
 def _run_own_method(argv: list[str], tmp_path: Path) -> None:

@@ -281,6 +281,9 @@ class RunConfig:
     name: str | None = _f(None, help="run directory name; default <config name>-<time>")
     progress: bool = _f(True, help="show a progress bar")
     checkpoint: bool = _f(True, help="write a resumable checkpoint after every chunk")
+    report: bool = _f(
+        True, help="write <run>/report (html, md, json) when the run finishes"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -191,7 +191,7 @@ def metric_figure(
     without metrics, are dropped).
 
     The cells are drawn into a single axes (a grid of boxes, each labelled with its
-    metric and y range, the x range env steps from 0 to the run's end), as collections:
+    metric and y range, x from 0 to the run's last env step), as collections:
     matplotlib's cost is per axes and per tick, and a run logs dozens of metric columns, so
     this keeps a run's report well under a second where one axes per metric took seconds.
     """
@@ -229,14 +229,10 @@ def metric_figure(
             ax.text(0.02, -r - h + 0.02, title, fontsize=9, weight="bold", va="bottom")
         offset[r] = h
     x_end = max(float(st[-1]) for _, _, d in cells for (st, *_), _ in d)
-    last_row = {
-        c: max(slot // cols for slot, _, _ in cells if slot % cols == c)
-        for c in range(cols)
-        if any(slot % cols == c for slot, _, _ in cells)
-    }
     spans = task_spans(settings[0])
     lines = {i: [] for i in range(len(settings))}
     bands = {i: [] for i in range(len(settings))}
+    dots = {i: [] for i in range(len(settings))}
     frames, switches, shades = [], [], []
     for slot, name, d in cells:
         r, c = divmod(slot, cols)
@@ -261,15 +257,16 @@ def metric_figure(
                 switches.append([(fx(a), y0), (fx(a), y1)])
         for (steps, mid, blo, bhi), i in d:
             lines[i].append(np.c_[fx(steps), fy(mid)])
+            if len(steps) == 1:  # a metric logged once: a line of one point draws nothing
+                dots[i].append((float(fx(steps)[0]), float(fy(mid)[0])))
             if not np.array_equal(blo, bhi):
                 bands[i].append(np.r_[np.c_[fx(steps), fy(blo)],
                                       np.c_[fx(steps), fy(bhi)][::-1]])  # fmt: skip
-        ax.text(c + 0.57, y1 + 0.03, name, fontsize=7, ha="center", va="bottom")
-        ax.text(x0 - 0.01, y1, f"{hi:.3g}", fontsize=6, ha="right", va="top")
-        ax.text(x0 - 0.01, y0, f"{lo:.3g}", fontsize=6, ha="right", va="bottom")
-        if r == last_row[c]:
-            ax.text(x0, y0 - 0.02, "0", fontsize=6, ha="left", va="top")
-            ax.text(x1, y0 - 0.02, f"{x_end:.3g} env steps", fontsize=6, ha="right", va="top")
+        # one text a cell (matplotlib's cost is per text): the name and the y range
+        ax.text(x0, y1 + 0.03, f"{name}   [{lo:.3g}, {hi:.3g}]", fontsize=7, va="bottom")
+    ax.text(cols - 0.03, -total + 0.02, f"x: env steps per member, 0 to {x_end:.3g}; y: each "
+            "cell from the low to the high end of its range", fontsize=7, ha="right",
+            va="bottom")  # fmt: skip
     ax.add_collection(PolyCollection(shades, facecolors="0.92", edgecolors="none", zorder=0))
     ax.add_collection(LineCollection(switches, colors="0.4", linewidths=0.7,
                                      linestyles="--", zorder=1))  # fmt: skip
@@ -280,6 +277,8 @@ def metric_figure(
             ax.add_collection(PolyCollection(bands[i], facecolors=color, alpha=0.2,
                                              edgecolors="none", zorder=1))  # fmt: skip
         ax.add_collection(LineCollection(lines[i], colors=color, linewidths=1.2, zorder=2))
+        if dots[i]:
+            ax.plot(*zip(*dots[i], strict=True), "o", color=color, ms=3, zorder=2)
     _legend(fig, settings)
     return _png(fig)
 

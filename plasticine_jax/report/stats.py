@@ -27,6 +27,7 @@ seed-stratified intervals agree exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -231,12 +232,16 @@ def curve_band(
     """
     values = np.asarray(values, float)
     runs, _ = values.shape
-    point = scipy.stats.trim_mean(values, 0.25, axis=0)
+    # fewer than 4 runs: trimming 25% of each end drops nothing, the IQM is the mean
+    central = (
+        np.mean if runs < 4 else functools.partial(scipy.stats.trim_mean, proportiontocut=0.25)
+    )
+    point = central(values, axis=0)
     if runs < 2:
         return point, point.copy(), point.copy()
     rng = _rng(rng)
     idx = rng.choice(runs, (reps, runs), replace=True)
-    boot = scipy.stats.trim_mean(values[idx], 0.25, axis=1)  # [reps, T]
+    boot = central(values[idx], axis=1)  # [reps, T]
     lo, hi = _percentiles(boot, size)
     return point, lo, hi
 

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,8 @@ def run(
         "summary": summary,
     }
     (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
+    if status == "finished" and cfg.run.report:
+        write_run_report(run_dir)
     return RunResult(run_dir, status, compiled, summary, info["notes"], resumable(cfg))
 
 
@@ -234,6 +237,25 @@ _NOT_RESUMABLE = (
     "episodes; its rows so far are kept in {run_dir}/metrics.csv. Start a new run (e.g. "
     "plasticine-jax run {run_dir}/config.yaml run.name=<new name>)"
 )
+
+
+def write_run_report(run_dir: Path) -> Path | None:
+    """``metrics.parquet`` and ``<run_dir>/report`` (``plasticine_jax.report``). A failure
+    here must not cost the run its results, which are all written by now: it is caught and
+    reported as a warning, and ``plasticine-jax report <run_dir>`` can try again."""
+    try:
+        from plasticine_jax.report import write_parquet, write_report
+
+        write_parquet(run_dir)
+        return write_report(run_dir)
+    except Exception as e:  # noqa: BLE001 - the run's results are safe; never lose them here
+        warnings.warn(
+            f"the report of {run_dir} failed ({type(e).__name__}: {e}); the run's results are "
+            f"kept; retry with: plasticine-jax report {run_dir}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def resumable(cfg: ExperimentConfig) -> bool:

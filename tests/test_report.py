@@ -1,0 +1,262 @@
+"""The report of a run directory built by hand with known numbers, and of real tiny runs:
+``plasticine-jax report`` end to end, written at the end of every finished run, and a report
+that fails never costs the run its results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+import yaml
+
+from plasticine_jax.cli import main
+from plasticine_jax.config import load_config
+from plasticine_jax.report import build_report, load_run, write_parquet, write_report
+from plasticine_jax.report.settings import collect_settings, format_value
+from plasticine_jax.runner import loop
+from tests.conftest import tiny
+
+UPDATES = 10
+SEEDS = 3
+L2 = {"name": "l2", "hp": {"coef": 0.01}}
+
+
+def _ret(setting: int, seed: int, update: int) -> float:
+    """episode_return by hand; seed 1 finishes no episode on odd updates."""
+    if seed == 1 and update % 2:
+        return float("nan")
+    return 10.0 * setting + seed + update
+
+
+def _write_run(path: Path, *, lr: float = 2.5e-4, tasks: bool = False, diverge: bool = True):
+    """A run directory as the runner writes it: vanilla and l2 x 3 seeds x 10 updates; in
+    setting 1 (l2) seed 2 diverged at update 6; with ``tasks`` a switch after update 5."""
+    path.mkdir(parents=True)
+    cfg = {
+        "name": "hand",
+        "env": {"backend": "gymnax", "id": "CartPole-v1"},
+        "agent": {"name": "ppo", "hp": {"lr": lr}},
+        "methods": [],
+        "run": {"total_timesteps": 1000, "num_seeds": SEEDS},
+        "sweep": {"methods": [[], [L2]]},
+    }
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    plan, rows = [], []
+    cols = ["group", "member", "setting", "seed", "update", "env_steps", "sweep:methods",
+            "diverged", "diverged_at", "dormant_ratio", "actor/weight_magnitude",
+            "episode_return", "grad_norm", "task_id", "task_switched"]  # fmt: skip
+    for setting, label in enumerate(["vanilla", "l2(coef=0.01)"]):
+        for seed in range(SEEDS):
+            member = setting * SEEDS + seed
+            plan.append({"group": 0, "member": member, "setting": setting, "seed": seed,
+                         "methods": label})  # fmt: skip
+            for u in range(1, UPDATES + 1):
+                bad = diverge and setting == 1 and seed == 2 and u >= 6
+                r = _ret(setting, seed, u)
+                rows.append({
+                    "group": 0, "member": member, "setting": setting, "seed": seed,
+                    "update": u, "env_steps": 100 * u, "sweep:methods": label,
+                    "diverged": int(bad), "diverged_at": 6 if bad else 0,
+                    "dormant_ratio": 0.01 * u + 0.1 * setting if u % 2 == 0 else "",
+                    "actor/weight_magnitude": 1.0 + seed if u % 2 == 0 else "",
+                    "episode_return": "" if np.isnan(r) else r, "grad_norm": 0.5,
+                    "task_id": float(u > 5) if tasks else 0.0,
+                    "task_switched": float(tasks and u == 6),
+                })  # fmt: skip
+    (path / "plan.json").write_text(json.dumps(plan))
+    with (path / "metrics.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    (path / "summary.json").write_text(json.dumps({"status": "finished"}))
+    return path
+
+
+def _final(setting: int, seed: int, last: int) -> float:
+    k = [u for u in (last,) if not np.isnan(_ret(setting, seed, u))]
+    return _ret(setting, seed, k[0]) if k else float("nan")
+
+
+@pytest.fixture(scope="module")
+def hand_report(tmp_path_factory):
+    run = _write_run(tmp_path_factory.mktemp("hand") / "run")
+    t0 = time.perf_counter()
+    html = write_report(run, reps=5000)
+    seconds = time.perf_counter() - t0
+    return run, html, json.loads((html.parent / "report.json").read_text()), seconds
+
+
+def test_hand_built_run_aggregates(hand_report):
+    _, _, rep, _ = hand_report
+    vanilla, l2 = rep["settings"]
+    assert [vanilla["label"], l2["label"]] == ["vanilla", "l2(coef=0.01)"]
+    # final return: the last 10% of 10 updates is update 10; seed 1 has one there too
+    finals = [_ret(0, s, 10) for s in range(SEEDS)]
+    f = vanilla["final_return"]
+    assert [p["seed"] for p in f["per_seed"]] == [0, 1, 2]
+    assert [p["final_return"] for p in f["per_seed"]] == finals
+    assert f["iqm"] == pytest.approx(scipy.stats.trim_mean(finals, 0.25))
+    assert f["ci_low"] <= f["iqm"] <= f["ci_high"]
+    assert min(finals) <= f["ci_low"] and f["ci_high"] <= max(finals)
+    assert f["mean"]["value"] == pytest.approx(np.mean(finals))
+    assert f["median"]["value"] == pytest.approx(np.median(finals))
+    assert f["optimality_gap"]["value"] == pytest.approx(1 - np.mean(finals) / 500)
+    assert rep["normalization"] == {"kind": "known", "env": "CartPole-v1", "lo": 0.0, "hi": 500.0}
+    # AUC: the mean over updates with a finished episode (seed 1: even updates only)
+    aucs = [np.nanmean([_ret(0, s, u) for u in range(1, 11)]) for s in range(SEEDS)]
+    assert [p["auc"] for p in vanilla["auc"]["per_seed"]] == pytest.approx(aucs)
+    assert aucs[1] == pytest.approx(7.0)  # updates 2..10 even, + 1
+
+
+def test_hand_built_run_diverged_member_is_left_out_and_counted(hand_report):
+    _, html, rep, _ = hand_report
+    vanilla, l2 = rep["settings"]
+    assert (vanilla["diverged"], l2["diverged"]) == (0, 1)
+    assert l2["diverged_members"] == [{"group": 0, "member": 5, "seed": 2, "update": 6}]
+    f = l2["final_return"]
+    assert [p["seed"] for p in f["per_seed"]] == [0, 1] and f["seeds"] == 2
+    assert [p["final_return"] for p in f["per_seed"]] == [_ret(1, s, 10) for s in (0, 1)]
+    md = (html.parent / "report.md").read_text()
+    assert "| l2(coef=0.01) | 2 | 1/3 |" in md
+    assert "seed 2 (member 5, group 0) diverged at update 6" in md
+
+
+def test_hand_built_run_improvement_and_profiles(hand_report):
+    _, _, rep, _ = hand_report
+    vanilla, l2 = rep["settings"]
+    assert "improvement" not in vanilla and vanilla["is_baseline"]
+    imp = l2["improvement"]  # every l2 score (20, 21) beats every vanilla one (10, 11, 12)
+    assert imp["baseline"] == "vanilla" and imp["probability"] == 1.0
+    assert imp["ci_low"] == imp["ci_high"] == 1.0
+    prof = rep["profiles"]
+    taus = np.array(prof["taus"])
+    want = [(np.array([_ret(0, s, 10) for s in range(3)]) / 500 > t).mean() for t in taus]
+    np.testing.assert_allclose(prof["settings"]["vanilla"]["fraction"], want)
+
+
+def test_hand_built_run_html_is_self_contained(hand_report):
+    _, html, rep, seconds = hand_report
+    text = html.read_text()
+    figures = sorted(p.stem for p in (html.parent / "figures").glob("*.png"))
+    assert {"learning_curves", "intervals", "profiles", "metrics"} <= set(figures)
+    assert text.count("src='data:image/png;base64,") == len(figures)
+    assert "http://" not in text and "https://" not in text  # nothing to fetch
+    md = (html.parent / "report.md").read_text()
+    assert all(f"(figures/{s}.png)" in md for s in figures)
+    assert seconds < 30, seconds
+
+
+def test_parquet_reads_back_as_the_csv(tmp_path):
+    run = _write_run(tmp_path / "run")
+    from_csv = load_run(run)
+    assert from_csv.source == "metrics.csv"
+    write_parquet(run)
+    from_pq = load_run(run)
+    assert from_pq.source == "metrics.parquet"
+    assert list(from_pq.columns) == list(from_csv.columns)
+    for k, v in from_csv.columns.items():
+        if v.dtype.kind == "f":
+            np.testing.assert_array_equal(v, from_pq.columns[k])
+        else:
+            assert list(v) == list(from_pq.columns[k])
+    assert np.isnan(from_csv.columns["dormant_ratio"][0])  # empty cell: no metrics there
+
+
+def test_continual_run_scores_per_task(tmp_path):
+    run = _write_run(tmp_path / "run", tasks=True)
+    rep, _ = build_report([run], reps=2000, with_figures=False)
+    f = rep["settings"][0]["final_return"]
+    assert f["tasks"] == 2
+    # per task: the last 10% of 5 updates is its last update (5 and 10); seed 1 has none at 5
+    assert [p["seed"] for p in f["per_seed"]] == [0, 2] and f["left_out"] == [1]
+    assert f["per_seed"][0]["per_task"] == [_ret(0, 0, 5), _ret(0, 0, 10)]
+
+
+def test_runs_that_differ_are_labelled_by_what_differs(tmp_path):
+    a = _write_run(tmp_path / "a", lr=1e-3)
+    b = _write_run(tmp_path / "b", lr=3e-4)
+    labels = [s.label for s in collect_settings([load_run(a), load_run(b)])]
+    assert labels == ["vanilla, lr=1e-3", "l2(coef=0.01), lr=1e-3", "vanilla, lr=3e-4",
+                      "l2(coef=0.01), lr=3e-4"]  # fmt: skip
+    rep, _ = build_report([a, b], reps=1000, with_figures=False)
+    assert rep["differing_keys"] == ["agent.hp.lr"]
+    by = {r["label"]: r for r in rep["settings"]}
+    assert by["l2(coef=0.01), lr=3e-4"]["improvement"]["baseline"] == "vanilla, lr=3e-4"
+    assert format_value("0.00025") == "2.5e-4" and format_value("64") == "64"
+
+
+def test_cli_report_and_a_named_baseline(tmp_path, capsys):
+    run = _write_run(tmp_path / "run", diverge=False)
+    out = tmp_path / "out"
+    assert main(["report", str(run), "--out", str(out), "--baseline", "l2(coef=0.01)"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["settings"][0]["improvement"]["probability"] == 0.0
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "report error" in capsys.readouterr().err
+    assert main(["report", str(run), "--baseline", "nope"]) == 2
+
+
+# ---- real tiny runs ----------------------------------------------------------------------
+
+
+def _tiny_cfg(tmp_path: Path, name: str, **run):
+    return load_config(data=tiny(run={"out_dir": str(tmp_path), "name": name,
+                                      "total_timesteps": 4 * 16 * 2, **run}))  # fmt: skip
+
+
+def test_every_finished_run_writes_its_report(tmp_path, monkeypatch):
+    timed = []
+    real = loop.write_run_report
+
+    def timed_report(run_dir):
+        t0 = time.perf_counter()
+        out = real(run_dir)
+        timed.append(time.perf_counter() - t0)
+        return out
+
+    monkeypatch.setattr(loop, "write_run_report", timed_report)
+    result = loop.run(_tiny_cfg(tmp_path, "tiny"))
+    report = result.run_dir / "report"
+    assert (result.run_dir / "metrics.parquet").is_file()
+    assert {p.name for p in report.iterdir()} >= {"report.html", "report.md", "report.json"}
+    rep = json.loads((report / "report.json").read_text())
+    (row,) = rep["settings"]
+    (summary,) = result.summary
+    # the run's own summary and the report use the same final return per member
+    assert np.mean([p["final_return"] for p in row["final_return"]["per_seed"]]) == (
+        pytest.approx(summary["return_mean"])
+    )
+    assert timed[0] < 10, f"the report of a tiny run took {timed[0]:.1f} s"
+    # and the CLI regenerates it from the directory alone
+    assert main(["report", str(result.run_dir), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["settings"][0]["final_return"] == row["final_return"]
+
+
+def test_a_failing_report_never_loses_the_run(tmp_path, monkeypatch):
+    import plasticine_jax.report as report_pkg
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure backend exploded")
+
+    monkeypatch.setattr(report_pkg, "write_report", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = loop.run(_tiny_cfg(tmp_path, "broken"))
+    assert result.status == "finished"
+    msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any("figure backend exploded" in m and "plasticine-jax report" in m for m in msgs)
+    assert json.loads((result.run_dir / "summary.json").read_text())["status"] == "finished"
+    assert (result.run_dir / "metrics.csv").stat().st_size > 0
+    assert not (result.run_dir / "report").exists()
+
+
+def test_run_report_false_writes_none(tmp_path):
+    result = loop.run(_tiny_cfg(tmp_path, "quiet", report=False))
+    assert result.status == "finished" and not (result.run_dir / "report").exists()
