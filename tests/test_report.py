@@ -260,3 +260,40 @@ def test_a_failing_report_never_loses_the_run(tmp_path, monkeypatch):
 def test_run_report_false_writes_none(tmp_path):
     result = loop.run(_tiny_cfg(tmp_path, "quiet", report=False))
     assert result.status == "finished" and not (result.run_dir / "report").exists()
+
+
+# ---- continual diagnosis -----------------------------------------------------------------
+
+
+def test_diagnosis_levels_trends_and_returns_per_task(tmp_path):
+    from plasticine_jax.report.diagnosis import MIN_PAIRS
+
+    run = _write_run(tmp_path / "run", tasks=True, diverge=False)
+    rep, _ = build_report([run], reps=1000, with_figures=False)
+    diag = rep["diagnosis"]
+    assert diag["tasks"] == 2 and set(diag["settings"]) == {"vanilla", "l2(coef=0.01)"}
+    for s, label in enumerate(["vanilla", "l2(coef=0.01)"]):
+        d = diag["settings"][label]["metrics"]["dormant_ratio"]
+        # logged on even updates: task 0 holds 2, 4; task 1 holds 6, 8, 10
+        assert [e["iqm"] for e in d["level"]] == pytest.approx([0.03 + 0.1 * s, 0.08 + 0.1 * s])
+        # slope 0.01 an update (100 env steps) over a task of 5 updates
+        assert [e["iqm"] for e in d["trend"]] == pytest.approx([0.05, 0.05])
+        vs = diag["settings"][label]["return_vs_first"]
+        # task 0's final return is update 5 (seed 1 has none there), task 1's update 10
+        assert vs[1]["iqm"] == pytest.approx(5.0) and vs[1]["seeds"] == 2
+    c = diag["correlations"]["dormant_ratio"]
+    assert c["rho"] is None and c["pairs"] < MIN_PAIRS and "too few seeds" in c["verdict"]
+    assert any("Plasticity diagnosis" in k for k in rep["sections"])
+
+
+def test_correlation_finds_a_planted_relation_and_not_a_missing_one():
+    from plasticine_jax.report.diagnosis import correlation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4))
+    planted = correlation(x, 2 * x + 0.01 * rng.normal(size=x.shape))
+    assert planted["rho"] > 0.95 and planted["ci_low"] > 0 and "rose" in planted["verdict"]
+    none = correlation(x, rng.normal(size=x.shape))
+    assert none["ci_low"] <= 0 <= none["ci_high"] and "includes 0" in none["verdict"]
+    few = correlation(x[:3], x[:3])
+    assert few["rho"] is None and few["verdict"].startswith("too few seeds to tell")

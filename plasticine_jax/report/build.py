@@ -19,6 +19,7 @@ from typing import Any
 from plasticine_jax.report import figures as figs
 from plasticine_jax.report import stats
 from plasticine_jax.report.aggregate import aggregate
+from plasticine_jax.report.diagnosis import diagnose, diagnosis_text
 from plasticine_jax.report.render import html_page, markdown
 from plasticine_jax.report.settings import baseline_for, collect_settings, differing_keys
 from plasticine_jax.report.table import load_run, write_parquet
@@ -75,6 +76,10 @@ def build_report(
         "baseline": baseline or "the vanilla setting with the same swept values",
         **agg,
     }
+    diag = diagnose(settings)
+    if diag is not None:
+        report["diagnosis"] = diag
+        report["sections"] = {"Plasticity diagnosis (continual)": diagnosis_text(diag)}
     figures: list[tuple[str, str, bytes]] = []
     if with_figures:
         figures = _figures(settings, agg)

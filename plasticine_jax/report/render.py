@@ -113,6 +113,34 @@ def _estimators_text(report: dict[str, Any]) -> str:
     )
 
 
+def _md_html(text: str) -> str:
+    """The markdown the sections use (paragraphs, ``code``, pipe tables) as HTML."""
+    out, table = [], []
+
+    def inline(t: str) -> str:
+        parts = html.escape(t).split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    def flush() -> None:
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "")) <= set("-: ")]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+            out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in cells[0])
+                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r)
+                                            + "</tr>" for r in cells[1:]) + "</table>")  # fmt: skip
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}
@@ -148,7 +176,7 @@ def html_page(report: dict[str, Any], figures: Figures) -> str:
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     for section, text in report.get("sections", {}).items():
-        parts.append(f"<h2>{e(section)}</h2><pre>{e(text)}</pre>")
+        parts.append(f"<h2>{e(section)}</h2>{_md_html(text)}")
     for stem, title, png in figures:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>{e(title)}</h2><img class='figure' id='fig-{e(stem)}' "

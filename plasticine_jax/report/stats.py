@@ -4,8 +4,8 @@ The definitions are rliable's (Agarwal et al. 2021, "Deep Reinforcement Learning
 of the Statistical Precipice", https://arxiv.org/abs/2108.13264; ``rliable.metrics`` and
 ``rliable.library`` 1.2.0). Scores are a ``[num_runs, num_tasks]`` matrix:
 
-* IQM: the 25% trimmed mean of all ``num_runs * num_tasks`` scores
-  (``scipy.stats.trim_mean(scores, 0.25, axis=None)``).
+* IQM: the 25% trimmed mean of all ``num_runs * num_tasks`` scores (rliable:
+  ``scipy.stats.trim_mean(scores, 0.25, axis=None)``; ``trim_mean`` here is the same).
 * mean / median: of the per-task means over runs.
 * optimality gap: ``gamma - mean(min(scores, gamma))`` on normalised scores (``gamma = 1``).
 * probability of improvement ``P(X > Y)``: per task, the Mann-Whitney U statistic over
@@ -27,12 +27,10 @@ seed-stratified intervals agree exactly.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-import scipy.stats
 
 Rng = np.random.Generator | np.random.RandomState
 Stat = Callable[[np.ndarray], np.ndarray]
@@ -50,10 +48,21 @@ class Estimate(NamedTuple):
     ci_high: float
 
 
+def trim_mean(x: np.ndarray, axis: int = -1, proportion: float = 0.25) -> np.ndarray:
+    """``scipy.stats.trim_mean``: the mean after cutting ``int(proportion * n)`` values off
+    each end of the sorted ``x`` along ``axis``; NaN where a slice holds a NaN. Vectorised
+    (scipy's own goes slice by slice once a NaN is present)."""
+    x = np.asarray(x, float)
+    n = x.shape[axis]
+    cut = int(proportion * n)
+    kept = np.take(np.sort(x, axis=axis), np.arange(cut, n - cut), axis=axis)
+    out = kept.mean(axis=axis)
+    return np.where(np.isnan(x).any(axis=axis), np.nan, out)
+
+
 def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean over the last two axes of ``[..., runs, tasks]`` scores."""
-    flat = scores.reshape(*scores.shape[:-2], -1)
-    return scipy.stats.trim_mean(flat, proportiontocut=0.25, axis=-1)
+    return trim_mean(scores.reshape(*scores.shape[:-2], -1), axis=-1)
 
 
 def mean(scores: np.ndarray) -> np.ndarray:
@@ -232,16 +241,12 @@ def curve_band(
     """
     values = np.asarray(values, float)
     runs, _ = values.shape
-    # fewer than 4 runs: trimming 25% of each end drops nothing, the IQM is the mean
-    central = (
-        np.mean if runs < 4 else functools.partial(scipy.stats.trim_mean, proportiontocut=0.25)
-    )
-    point = central(values, axis=0)
+    point = trim_mean(values, axis=0)
     if runs < 2:
         return point, point.copy(), point.copy()
     rng = _rng(rng)
     idx = rng.choice(runs, (reps, runs), replace=True)
-    boot = central(values[idx], axis=1)  # [reps, T]
+    boot = trim_mean(values[idx], axis=1)  # [reps, T]
     lo, hi = _percentiles(boot, size)
     return point, lo, hi
 
