@@ -209,7 +209,9 @@ def diagnosis_text(diag: dict[str, Any]) -> str:
         "",
         "Each metric's drift before task k (its level on task k-1 minus its first "
         "value) against the drop in return on task k (task 0's final return minus task "
-        "k's): Spearman's rho over all members and tasks, 95% bootstrap CI over members.",
+        "k's): Spearman's rho over all members and tasks, 95% bootstrap CI over members. "
+        f"{len(diag['correlations'])} metrics are tested: at 95% about one in 20 shows an "
+        "interval without 0 by chance alone.",
         "",
         "| metric | rho [95% CI] | members | pairs | verdict |",
         "|---|---|---|---|---|",
