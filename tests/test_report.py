@@ -297,3 +297,36 @@ def test_correlation_finds_a_planted_relation_and_not_a_missing_one():
     assert none["ci_low"] <= 0 <= none["ci_high"] and "includes 0" in none["verdict"]
     few = correlation(x[:3], x[:3])
     assert few["rho"] is None and few["verdict"].startswith("too few seeds to tell")
+
+
+# ---- open-ended (Craftax) ----------------------------------------------------------------
+
+
+def test_craftax_score_achievements_and_unlock_order(tmp_path):
+    run = _write_run(tmp_path / "run", diverge=False)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    for r in rows:  # collect_wood from update 3 + seed on, place_table never
+        u, seed = int(r["update"]), int(r["seed"])
+        r["env/achievement/collect_wood"] = 0.5 if u >= 3 + seed else 0.0
+        r["env/achievement/place_table"] = 0.0
+        r["env/craftax_score"] = 0.1 * u
+    with (run / "metrics.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    rep, figures = build_report([run], reps=1000)
+    oe = rep["open_ended"]
+    assert oe["achievements"] == ["collect_wood", "place_table"]
+    v = oe["settings"]["vanilla"]
+    assert v["craftax_score"]["iqm"] == pytest.approx(1.0)  # the last update's 0.1 * 10
+    wood = v["achievements"]["collect_wood"]
+    assert wood["first_unlock"] == {"median_env_steps": 400.0, "seeds": 3, "of": 3}
+    assert wood["final_rate"]["iqm"] == pytest.approx(0.5)
+    # dormant_ratio (logged on even updates) nearest the unlocks at updates 3, 4, 5
+    at = wood["metrics_at_unlock"]["dormant_ratio"]
+    assert at["seeds"] == 3 and at["iqm"] == pytest.approx(np.mean([0.02, 0.04, 0.04]))
+    table = v["achievements"]["place_table"]
+    assert table["first_unlock"]["median_env_steps"] is None
+    text = rep["sections"]["Open-ended: Craftax score and achievements"]
+    assert text.index("| collect_wood |") < text.index("| place_table | never |")
+    assert "craftax_score" in [stem for stem, _, _ in figures]

@@ -20,6 +20,7 @@ from plasticine_jax.report import figures as figs
 from plasticine_jax.report import stats
 from plasticine_jax.report.aggregate import aggregate
 from plasticine_jax.report.diagnosis import diagnose, diagnosis_text
+from plasticine_jax.report.openended import SCORE, open_ended, open_ended_text
 from plasticine_jax.report.render import html_page, markdown
 from plasticine_jax.report.settings import baseline_for, collect_settings, differing_keys
 from plasticine_jax.report.table import load_run, write_parquet
@@ -76,10 +77,15 @@ def build_report(
         "baseline": baseline or "the vanilla setting with the same swept values",
         **agg,
     }
+    report["sections"] = {}
     diag = diagnose(settings)
     if diag is not None:
         report["diagnosis"] = diag
-        report["sections"] = {"Plasticity diagnosis (continual)": diagnosis_text(diag)}
+        report["sections"]["Plasticity diagnosis (continual)"] = diagnosis_text(diag)
+    oe = open_ended(settings)
+    if oe is not None:
+        report["open_ended"] = oe
+        report["sections"]["Open-ended: Craftax score and achievements"] = open_ended_text(oe)
     figures: list[tuple[str, str, bytes]] = []
     if with_figures:
         figures = _figures(settings, agg)
@@ -94,6 +100,8 @@ def _figures(settings, agg) -> list[tuple[str, str, bytes]]:
             out.append((stem, title, png))
 
     add("learning_curves", "Learning curves", figs.learning_curves(settings))
+    if any(SCORE in s.run.columns for s in settings):
+        add("craftax_score", "Craftax score", figs.learning_curves(settings, (SCORE,)))
     add("intervals", "Final return: aggregates with 95% intervals",
         figs.intervals_figure(agg))  # fmt: skip
     add("profiles", "Performance profiles", figs.profiles_figure(agg, settings))

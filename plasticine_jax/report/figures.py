@@ -163,9 +163,10 @@ def _draw_setting(ax, steps, vals, color, label=None) -> None:
         ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
 
 
-def learning_curves(settings: Sequence[Setting]) -> bytes | None:
-    """Training (and evaluation) returns per setting: IQM over seeds with a 95% band."""
-    names = [c for c in CURVES if any(c in s.run.columns for s in settings)]
+def learning_curves(settings: Sequence[Setting], curves: Sequence[str] = CURVES) -> bytes | None:
+    """Training (and evaluation) returns per setting: IQM over seeds with a 95% band, each
+    member's last value carried over updates where no episode ended."""
+    names = [c for c in curves if any(c in s.run.columns for s in settings)]
     data = {c: [(_aligned(s, c, carry=True), i) for i, s in enumerate(settings)] for c in names}
     names = [c for c in names if any(d is not None for d, _ in data[c])]
     if not names:
