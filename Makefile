@@ -15,9 +15,14 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 
 # Extras whose native libraries need system packages (envpool's Procgen: Qt 5) get them
 # here, through apt-get when root, else a stop with the exact command (scripts/system-deps.sh).
+# The test extra (dev) also gets Debian's Chromium for the report's browser test, where it
+# can be installed (--optional: without root or apt-get that test skips and says why).
 system-deps:
 ifneq ($(filter envpool all,$(subst $(comma), ,$(EXTRAS))),)
 	bash scripts/system-deps.sh
+endif
+ifneq ($(filter dev,$(subst $(comma), ,$(EXTRAS))),)
+	bash scripts/system-deps.sh chromium --optional
 endif
 
 setup: system-deps $(VENV)/.installed-$(EXTRAS)
