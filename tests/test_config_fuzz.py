@@ -48,6 +48,7 @@ SHIPPED = sorted(CONFIGS.glob("*.yaml")) + sorted(CONFIGS.glob("experiments/*.ya
 
 NUM_ENVS, NUM_STEPS = 2, 4
 BATCH = NUM_ENVS * NUM_STEPS
+PREFILL = 2 * NUM_ENVS  # a replay agent's random steps before its first update
 
 
 def _tiny_env(env: Any) -> Any:
@@ -72,11 +73,18 @@ def _tiny(raw: dict) -> dict:
     d = copy.deepcopy(raw)
     d["env"] = _tiny_env(d.get("env", {}))
     agent = d.setdefault("agent", {})
-    agent.update(num_steps=NUM_STEPS, num_minibatches=2, update_epochs=1)
+    replay = agent.get("name") in ("dqn", "c51")
+    if replay:  # one gradient step an update on batches of 4, after 2 random steps an env
+        agent.update(num_steps=NUM_STEPS, replay_ratio=1 / BATCH, batch_size=4,
+                     buffer_size=8 * BATCH, learning_starts=PREFILL)
+    else:
+        agent.update(num_steps=NUM_STEPS, num_minibatches=2, update_epochs=1)
     agent.setdefault("network", {})["hidden_sizes"] = [4]
     d["metrics"] = {**d.get("metrics", {}), "every": 1, "probe_size": 4}
-    d["run"] = {**d.get("run", {}), "total_timesteps": 2 * BATCH, "num_seeds": 1,
-                "chunk_updates": 0, "progress": False, "checkpoint": False}
+    d["run"] = {**d.get("run", {}), "total_timesteps": 2 * BATCH + (PREFILL if replay else 0),
+                "num_seeds": 1, "chunk_updates": 0, "progress": False, "checkpoint": False}
+    if isinstance(d.get("eval"), dict):
+        d["eval"] = {**d["eval"], "num_envs": 2, "max_steps": 8}
     return d
 
 
