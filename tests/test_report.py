@@ -214,9 +214,9 @@ def test_every_finished_run_writes_its_report(tmp_path, monkeypatch):
     timed = []
     real = loop.write_run_report
 
-    def timed_report(run_dir):
+    def timed_report(*args):
         t0 = time.perf_counter()
-        out = real(run_dir)
+        out = real(*args)
         timed.append(time.perf_counter() - t0)
         return out
 
@@ -330,3 +330,15 @@ def test_craftax_score_achievements_and_unlock_order(tmp_path):
     text = rep["sections"]["Open-ended: Craftax score and achievements"]
     assert text.index("| collect_wood |") < text.index("| place_table | never |")
     assert "craftax_score" in [stem for stem, _, _ in figures]
+
+
+def test_report_figures_and_table_go_to_wandb_offline(tmp_path):
+    from plasticine_jax.report.wandb_log import log_report
+
+    run = _write_run(tmp_path / "run", diverge=False)
+    html = write_report(run, reps=1000)
+    log_report(run, html.parent, {"mode": "offline", "project": "plasticine-jax"})
+    (offline,) = (run / "wandb").glob("offline-run-*")
+    images = {p.name.rsplit("_", 2)[0] for p in offline.rglob("media/images/report/*.png")}
+    assert images == {p.stem for p in (html.parent / "figures").glob("*.png")}, images
+    assert list(offline.rglob("media/table/report/summary*.table.json"))

@@ -227,7 +227,7 @@ def run(
     }
     (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
     if status == "finished" and cfg.run.report:
-        write_run_report(run_dir)
+        write_run_report(run_dir, cfg)
     return RunResult(run_dir, status, compiled, summary, info["notes"], resumable(cfg))
 
 
@@ -239,15 +239,21 @@ _NOT_RESUMABLE = (
 )
 
 
-def write_run_report(run_dir: Path) -> Path | None:
-    """``metrics.parquet`` and ``<run_dir>/report`` (``plasticine_jax.report``). A failure
-    here must not cost the run its results, which are all written by now: it is caught and
-    reported as a warning, and ``plasticine-jax report <run_dir>`` can try again."""
+def write_run_report(run_dir: Path, cfg: ExperimentConfig | None = None) -> Path | None:
+    """``metrics.parquet`` and ``<run_dir>/report`` (``plasticine_jax.report``), its figures
+    and table also sent to the run's W&B run when ``wandb.mode`` is on. A failure here must
+    not cost the run its results, which are all written by now: it is caught and reported as
+    a warning, and ``plasticine-jax report <run_dir>`` can try again."""
     try:
         from plasticine_jax.report import write_parquet, write_report
 
         write_parquet(run_dir)
-        return write_report(run_dir)
+        html = write_report(run_dir)
+        if cfg is not None and cfg.wandb.mode != "disabled":
+            from plasticine_jax.report.wandb_log import log_report
+
+            log_report(run_dir, html.parent, to_dict(cfg.wandb))
+        return html
     except Exception as e:  # noqa: BLE001 - the run's results are safe; never lose them here
         warnings.warn(
             f"the report of {run_dir} failed ({type(e).__name__}: {e}); the run's results are "
