@@ -62,7 +62,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from plasticine_jax.report import NotARunError, write_report
 
     try:
-        path = write_report(args.run_dirs, args.out, baseline=args.baseline)
+        path = write_report(args.run_dirs, args.out, baseline=args.baseline, fmt=args.format)
     except (NotARunError, ValueError) as e:
         print(f"report error: {e}", file=sys.stderr)
         return 2
@@ -85,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="aggregates with intervals and figures of run dirs")
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to compare")
     rp.add_argument("--out", metavar="DIR", help="default: RUN_DIR/report for one run")
-    rp.add_argument("--baseline", metavar="LABEL", help="setting to compare with (default: "
-                    "the vanilla setting with the same swept values)")
+    rp.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="setting to compare with (default: the vanilla setting with the same swept values)",
+    )
+    rp.add_argument("--format", choices=("svg", "png"), default="svg", help="figure files")
     rp.set_defaults(fn=_cmd_report)
     return p
 

@@ -143,12 +143,13 @@ def test_hand_built_run_improvement_and_profiles(hand_report):
 def test_hand_built_run_html_is_self_contained(hand_report):
     _, html, rep, seconds = hand_report
     text = html.read_text()
-    figures = sorted(p.stem for p in (html.parent / "figures").glob("*.png"))
+    figures = sorted(p.stem for p in (html.parent / "figures").glob("*.svg"))
     assert {"learning_curves", "intervals", "profiles", "metrics"} <= set(figures)
-    assert text.count("src='data:image/png;base64,") == len(figures)
-    assert "http://" not in text and "https://" not in text  # nothing to fetch
+    assert text.count("src='data:image/svg+xml;base64,") == len(figures)
+    assert "http://" not in text.replace("http://www.w3.org/", "")  # only SVG namespaces
+    assert "https://" not in text  # nothing to fetch
     md = (html.parent / "report.md").read_text()
-    assert all(f"(figures/{s}.png)" in md for s in figures)
+    assert all(f"(figures/{s}.svg)" in md for s in figures)
     assert seconds < 30, seconds
 
 
@@ -336,7 +337,7 @@ def test_report_figures_and_table_go_to_wandb_offline(tmp_path):
     from plasticine_jax.report.wandb_log import log_report
 
     run = _write_run(tmp_path / "run", diverge=False)
-    html = write_report(run, reps=1000)
+    html = write_report(run, reps=1000, fmt="png")
     log_report(run, html.parent, {"mode": "offline", "project": "plasticine-jax"})
     (offline,) = (run / "wandb").glob("offline-run-*")
     images = {p.name.rsplit("_", 2)[0] for p in offline.rglob("media/images/report/*.png")}

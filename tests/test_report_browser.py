@@ -57,10 +57,10 @@ def _rendered(exe: str, html: Path) -> tuple[int, int]:
 def test_every_figure_renders_in_chromium(tmp_path):
     exe = _chromium()
     html = write_report(_write_run(tmp_path / "run", tasks=True), tmp_path / "out", reps=1000)
-    figures = len(list((tmp_path / "out" / "figures").glob("*.png")))
+    figures = len(list((tmp_path / "out" / "figures").glob("*.svg")))
     assert figures >= 4
     assert _rendered(exe, html) == (figures, figures)
-    # the check can fail: a figure whose data is not a PNG does not decode
+    # the check can fail: a figure whose data is not an image does not decode
     text = html.read_text()
     i = text.index("base64,") + len("base64,")
     broken = tmp_path / "broken.html"

@@ -1,5 +1,5 @@
 """Writes a report of one or more run directories: ``report.html``, ``report.md``,
-``report.json`` and ``figures/*.png``.
+``report.json`` and ``figures/*.svg`` (or ``*.png``).
 
 It reads the run directories alone (``report.table``), so it can be regenerated and runs can
 be compared later: ``plasticine-jax report RUN_DIR [RUN_DIR ...] [--out DIR]``. The runner
@@ -49,8 +49,10 @@ def build_report(
     baseline: str | None = None,
     reps: int = stats.REPS,
     with_figures: bool = True,
+    fmt: str = "svg",
 ) -> tuple[dict[str, Any], list[tuple[str, str, bytes]]]:
-    """The report's content: ``report.json``'s dict and the figures ``(stem, title, png)``."""
+    """The report's content: ``report.json``'s dict and the figures ``(stem, title, data)``
+    in ``fmt`` (``svg`` or ``png``; ``report["figure_format"]``)."""
     runs = [load_run(p) for p in run_dirs]
     settings = collect_settings(runs)
     if not settings:
@@ -88,16 +90,17 @@ def build_report(
         report["sections"]["Open-ended: Craftax score and achievements"] = open_ended_text(oe)
     figures: list[tuple[str, str, bytes]] = []
     if with_figures:
-        figures = _figures(settings, agg)
+        figures = _figures(settings, agg, fmt)
+    report["figure_format"] = fmt
     return report, figures
 
 
-def _figures(settings, agg) -> list[tuple[str, str, bytes]]:
+def _figures(settings, agg, fmt: str) -> list[tuple[str, str, bytes]]:
     out = []
 
-    def add(stem: str, title: str, png: bytes | None) -> None:
-        if png is not None:
-            out.append((stem, title, png))
+    def add(stem: str, title: str, fig) -> None:
+        if fig is not None:
+            out.append((stem, title, figs.render(fig, fmt)))
 
     add("learning_curves", "Learning curves", figs.learning_curves(settings))
     if any(SCORE in s.run.columns for s in settings):
@@ -119,6 +122,7 @@ def write_report(
     baseline: str | None = None,
     reps: int = stats.REPS,
     with_figures: bool = True,
+    fmt: str = "svg",
 ) -> Path:
     """Writes the report of ``run_dirs`` into ``out`` (default ``default_out``); returns
     the path of ``report.html``. Each run's ``metrics.parquet`` is written first where it
@@ -133,12 +137,15 @@ def write_report(
                 write_parquet(p)
             except OSError:
                 pass  # a read-only run directory: the report reads the CSV
-    report, figures = build_report(paths, baseline=baseline, reps=reps,
-                                   with_figures=with_figures)  # fmt: skip
+    report, figures = build_report(
+        paths, baseline=baseline, reps=reps, with_figures=with_figures, fmt=fmt
+    )
     out = Path(out) if out is not None else default_out(paths)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    for stem, _, png in figures:
-        (out / "figures" / f"{stem}.png").write_bytes(png)
+    for old in (out / "figures").glob("*.*"):  # a figure that is no longer drawn goes
+        old.unlink()
+    for stem, _, data in figures:
+        (out / "figures" / f"{stem}.{fmt}").write_bytes(data)
     _atomic(out / "report.json", json.dumps(_json_safe(report), indent=1))
     _atomic(out / "report.md", markdown(report, figures))
     _atomic(out / "report.html", html_page(report, figures))

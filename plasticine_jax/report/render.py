@@ -1,10 +1,10 @@
 """``report.md`` and the self-contained ``report.html`` from the aggregates and figures.
 
-The HTML embeds every figure as a base64 PNG (``data:`` URI), its style inline: it opens
+The HTML embeds every figure as base64 SVG or PNG (``data:`` URI), its style inline: it opens
 from a file, offline. A few lines of inline script count the figures that decoded
 (``img.naturalWidth > 0``) into ``<body data-rendered>``, so a headless browser can check
-that all of them did. ``report.md`` holds the same tables and links the PNG files that are
-written beside it in ``figures/``.
+that all of them did. ``report.md`` holds the same tables and links the figure files written
+beside it in ``figures/``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-Figures = Sequence[tuple[str, str, bytes]]  # (file stem, title, png bytes)
+Figures = Sequence[tuple[str, str, bytes]]  # (file stem, title, svg or png bytes)
+MIME = {"svg": "image/svg+xml", "png": "image/png"}
 
 
 def _num(x: Any) -> str:
@@ -95,11 +96,14 @@ def markdown(report: dict[str, Any], figures: Figures) -> str:
     notes = _notes(report)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    for section, text in report.get("sections", {}).items():
-        lines += ["", f"## {section}", "", text]
     if figures:
         lines += ["", "## Figures", ""]
-        lines += [f"### {title}\n\n![{title}](figures/{stem}.png)\n" for stem, title, _ in figures]
+        ext = report.get("figure_format", "svg")
+        lines += [
+            f"### {title}\n\n![{title}](figures/{stem}.{ext})\n" for stem, title, _ in figures
+        ]
+    for section, text in report.get("sections", {}).items():
+        lines += ["", f"## {section}", "", text]
     return "\n".join(lines) + "\n"
 
 
@@ -175,11 +179,12 @@ def html_page(report: dict[str, Any], figures: Figures) -> str:
     notes = _notes(report)
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    mime = MIME[report.get("figure_format", "svg")]
+    for stem, title, raw in figures:
+        data = base64.b64encode(raw).decode("ascii")
+        parts.append(f"<h2>{e(title)}</h2><img class='figure' id='fig-{e(stem)}' "
+                     f"alt='{e(title)}' src='data:{mime};base64,{data}'>")  # fmt: skip
     for section, text in report.get("sections", {}).items():
         parts.append(f"<h2>{e(section)}</h2>{_md_html(text)}")
-    for stem, title, png in figures:
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{e(title)}</h2><img class='figure' id='fig-{e(stem)}' "
-                     f"alt='{e(title)}' src='data:image/png;base64,{data}'>")  # fmt: skip
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts)

@@ -248,8 +248,9 @@ def write_run_report(run_dir: Path, cfg: ExperimentConfig | None = None) -> Path
         from plasticine_jax.report import write_parquet, write_report
 
         write_parquet(run_dir)
-        html = write_report(run_dir)
-        if cfg is not None and cfg.wandb.mode != "disabled":
+        to_wandb = cfg is not None and cfg.wandb.mode != "disabled"
+        html = write_report(run_dir, fmt="png" if to_wandb else "svg")  # W&B takes rasters
+        if to_wandb:
             from plasticine_jax.report.wandb_log import log_report
 
             log_report(run_dir, html.parent, to_dict(cfg.wandb))
