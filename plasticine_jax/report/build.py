@@ -105,9 +105,10 @@ def _figures(settings, agg, fmt: str) -> list[tuple[str, str, bytes]]:
     add("learning_curves", "Learning curves", figs.learning_curves(settings))
     if any(SCORE in s.run.columns for s in settings):
         add("craftax_score", "Craftax score", figs.learning_curves(settings, (SCORE,)))
-    add("intervals", "Final return: aggregates with 95% intervals",
-        figs.intervals_figure(agg))  # fmt: skip
-    add("profiles", "Performance profiles", figs.profiles_figure(agg, settings))
+    if len(settings) > 1:  # comparisons; one setting's numbers are all in the table
+        add("intervals", "Final return: aggregates with 95% intervals",
+            figs.intervals_figure(agg))  # fmt: skip
+        add("profiles", "Performance profiles", figs.profiles_figure(agg, settings))
     columns = list(dict.fromkeys(c for s in settings for c in s.run.numeric()))
     families = figs.metric_families(columns)
     add("metrics", "Every metric over time (" + ", ".join(families) + ")",
