@@ -343,3 +343,47 @@ def test_report_figures_and_table_go_to_wandb_offline(tmp_path):
     images = {p.name.rsplit("_", 2)[0] for p in offline.rglob("media/images/report/*.png")}
     assert images == {p.stem for p in (html.parent / "figures").glob("*.png")}, images
     assert list(offline.rglob("media/table/report/summary*.table.json"))
+
+
+def _rewrite(run: Path, edit) -> None:
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    for r in rows:
+        edit(r)
+    with (run / "metrics.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_evaluation_returns_are_aggregated_and_plotted(tmp_path):
+    run = _write_run(tmp_path / "run", diverge=False)
+
+    def edit(r):  # greedy evaluation every 5 updates: 100 + seed, then 200 + seed
+        u = int(r["update"])
+        r["eval/episode_return"] = 100.0 * (u // 5) + int(r["seed"]) if u % 5 == 0 else ""
+
+    _rewrite(run, edit)
+    rep, figures = build_report([run], reps=1000)
+    ev = rep["settings"][0]["eval_return"]
+    assert [p["eval_return"] for p in ev["per_seed"]] == [200.0, 201.0, 202.0]
+    assert "eval/episode_return" not in rep["settings"][0]["final_return"]
+    from plasticine_jax.report.render import summary_table
+
+    assert "eval return IQM" in summary_table(rep)[0]
+    assert "learning_curves" in [stem for stem, _, _ in figures]
+
+
+def test_a_run_with_no_episodes_and_every_member_diverged_still_reports(tmp_path):
+    run = _write_run(tmp_path / "run")
+
+    def edit(r):
+        r["episode_return"] = ""
+        if r["setting"] == "1":
+            r["diverged"], r["diverged_at"] = 1, 3
+
+    _rewrite(run, edit)
+    html = write_report(run, reps=500)
+    rep = json.loads((html.parent / "report.json").read_text())
+    assert [r["diverged"] for r in rep["settings"]] == [0, 3]
+    assert rep["settings"][0]["final_return"]["seeds"] == 0
+    assert "n/a" in (html.parent / "report.md").read_text()

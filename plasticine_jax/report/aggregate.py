@@ -103,7 +103,7 @@ def normalization(settings: Sequence[Setting], mats: Sequence[dict]) -> dict[str
     for t in range(tasks):
         vals = np.concatenate(
             [m["final_return"][0][:, t] for m in mats
-             if "final_return" in m and m["final_return"][0].shape[1] > t]
+             if "final_return" in m and m["final_return"][0].shape[1] > t] or [np.zeros(0)]
         )  # fmt: skip
         lo.append(float(vals.min()) if len(vals) else 0.0)
         hi.append(float(vals.max()) if len(vals) else 1.0)
