@@ -34,13 +34,15 @@ def _ret(setting: int, seed: int, update: int) -> float:
     return 10.0 * setting + seed + update
 
 
-def _write_run(path: Path, *, lr: float = 2.5e-4, tasks: bool = False, diverge: bool = True):
+def _write_run(
+    path: Path, *, lr: float = 2.5e-4, tasks: bool = False, diverge: bool = True, env: dict = None
+):
     """A run directory as the runner writes it: vanilla and l2 x 3 seeds x 10 updates; in
     setting 1 (l2) seed 2 diverged at update 6; with ``tasks`` a switch after update 5."""
     path.mkdir(parents=True)
     cfg = {
         "name": "hand",
-        "env": {"backend": "gymnax", "id": "CartPole-v1"},
+        "env": env or {"backend": "gymnax", "id": "CartPole-v1"},
         "agent": {"name": "ppo", "hp": {"lr": lr}},
         "methods": [],
         "run": {"total_timesteps": 1000, "num_seeds": SEEDS},
@@ -387,3 +389,21 @@ def test_a_run_with_no_episodes_and_every_member_diverged_still_reports(tmp_path
     assert [r["diverged"] for r in rep["settings"]] == [0, 3]
     assert rep["settings"][0]["final_return"]["seeds"] == 0
     assert "n/a" in (html.parent / "report.md").read_text()
+
+
+def test_tasks_that_are_different_games_are_aggregated_normalised(tmp_path):
+    env = {"backend": "gymnax", "id": "Breakout-MinAtar", "scenario": "game_sequence"}
+    run = _write_run(tmp_path / "run", tasks=True, diverge=False, env=env)
+    rep, _ = build_report([run], reps=1000, with_figures=False)
+    assert (
+        rep["score_units"].startswith("normalised") and rep["normalization"]["kind"] == "observed"
+    )
+    lo, hi = np.array(rep["normalization"]["lo"]), np.array(rep["normalization"]["hi"])
+    # task 0 ends at update 5, task 1 at update 10; seed 1 has no episode at 5 (left out)
+    raw = np.array([[_ret(s, seed, 5), _ret(s, seed, 10)] for s in (0, 1) for seed in (0, 2)])
+    np.testing.assert_allclose(lo, raw.min(axis=0))
+    np.testing.assert_allclose(hi, raw.max(axis=0))
+    f = rep["settings"][1]["final_return"]
+    want = (raw[2:] - lo) / (hi - lo)
+    assert f["iqm"] == pytest.approx(scipy.stats.trim_mean(want.ravel(), 0.25))
+    assert f["per_seed"][0]["per_task"] == [_ret(1, 0, 5), _ret(1, 0, 10)]  # still returns

@@ -15,7 +15,10 @@ several) are rliable's (``report.stats``). Members that diverged (``diverged_at`
 left out and counted. The optimality gap and the performance profiles need normalised
 scores: ``(x - lo) / (hi - lo)`` per task, with the environment's known return range where
 it has one (CartPole: 0 to 500), else the lowest and highest score of that task over every
-setting in the report (``normalization`` in ``report.json`` says which).
+setting in the report (``normalization`` in ``report.json`` says which). Where the tasks are
+different games (``game_sequence``, ``dmc_sequence``), IQM, mean and median are of the
+normalised scores too, as rliable aggregates over games (``score_units``); the per-seed
+values stay in returns.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from plasticine_jax.report.settings import Member, Setting, baseline_for
 LAST_FRACTION = 0.1
 KNOWN_RANGES = {"CartPole-v1": (0.0, 500.0), "CartPole-v0": (0.0, 200.0)}
 MEASURES = ("final_return", "auc", "eval_return")
+MIXED_SCENARIOS = ("game_sequence", "dmc_sequence")  # tasks with returns on their own scales
 
 
 def task_segments(task_id: np.ndarray) -> list[np.ndarray]:
@@ -119,14 +123,25 @@ def normalize(scores: np.ndarray, norm: dict[str, Any]) -> np.ndarray:
     return (scores - lo) / span
 
 
-def _estimates(scores: np.ndarray, norm: dict, reps: int, task_bootstrap: bool) -> dict:
+def mixed_tasks(settings: Sequence[Setting]) -> bool:
+    """Whether the tasks are different games (their returns are on different scales)."""
+    return any(
+        str(s.run.config.get("env", {}).get("scenario")) in MIXED_SCENARIOS for s in settings
+    )
+
+
+def _estimates(
+    scores: np.ndarray, norm: dict, reps: int, task_bootstrap: bool, normalized: bool = False
+) -> dict:
     """IQM (with ``ci_low``/``ci_high``), mean, median and optimality gap of ``scores``,
-    all four from the same bootstrap samples."""
+    all four from the same bootstrap samples; with ``normalized`` the first three too are of
+    the normalised scores."""
     names = list(stats.AGGREGATES)
 
     def stat(x: np.ndarray) -> np.ndarray:  # x[..., 0]: scores, x[..., 1]: normalised
         return np.stack(
-            [stats.AGGREGATES[n](x[..., int(n == "optimality_gap")]) for n in names], axis=-1
+            [stats.AGGREGATES[n](x[..., int(normalized or n == "optimality_gap")]) for n in names],
+            axis=-1,
         )
 
     both = np.stack([scores, normalize(scores, norm)], axis=-1)  # tasks resample together
@@ -151,6 +166,7 @@ def aggregate(
     """Every aggregate of every setting, as ``report.json`` holds them."""
     mats = [score_matrices(s) for s in settings]
     norm = normalization(settings, [m for m, _ in mats])
+    mixed = mixed_tasks(settings)
     rows = []
     for s, (m, missing) in zip(settings, mats, strict=True):
         row: dict[str, Any] = {
@@ -176,7 +192,7 @@ def aggregate(
             entry: dict[str, Any] = {"seeds": len(seeds), "tasks": tasks, "per_seed": per_seed}
             entry["left_out"] = missing.get(name, [])
             if len(seeds):
-                entry.update(_estimates(scores, norm, reps, task_bootstrap=tasks > 1))
+                entry.update(_estimates(scores, norm, reps, tasks > 1, mixed and tasks > 1))
             row[name] = entry
         rows.append(row)
     _improvements(settings, mats, rows, baseline, reps)
@@ -184,6 +200,7 @@ def aggregate(
         "settings": rows,
         "normalization": norm,
         "profiles": _profiles(settings, mats, norm, profile_reps),
+        "score_units": "normalised return (tasks are different games)" if mixed else "return",
         "estimators": {
             "reps": reps,
             "profile_reps": profile_reps,

@@ -113,7 +113,8 @@ def _estimators_text(report: dict[str, Any]) -> str:
         f"Final return: {e['final_return']}; AUC: {e['auc']}. Aggregates over seeds as "
         f"rliable defines them (Agarwal et al. 2021), each with its {e['interval']} "
         f"({e['reps']} replicates). Optimality gap and profiles on normalised scores "
-        f"({report['normalization']['kind']} range). Baseline: {report['baseline']}."
+        f"({report['normalization']['kind']} range). Aggregates are of the "
+        f"{report.get('score_units', 'return')}. Baseline: {report['baseline']}."
     )
 
 
