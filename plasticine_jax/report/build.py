@@ -76,7 +76,9 @@ def build_report(
             for r in runs
         ],  # fmt: skip
         "differing_keys": differing_keys(runs) if len(runs) > 1 else [],
-        "baseline": baseline or "the vanilla setting with the same swept values",
+        "baseline": baseline
+        or "the vanilla setting with the same swept values (else the first vanilla one, else the "
+        "first setting)",
         **agg,
     }
     report["sections"] = {}

@@ -1,20 +1,22 @@
 """The report's figures, drawn with matplotlib (``render``: SVG, or PNG through Agg).
 
 matplotlib's ``Figure`` is used directly (no ``pyplot``, so no global state and no GUI
-backend is touched in a user's process). Every figure is a ``Figure`` of small panels at a
-low resolution; axes and ticks dominate the cost (about 20 ms a panel on one core), so
-panels keep three ticks an axis and the x axis is shared. Time axes are env steps per
-member; curves are thinned to at most ``MAX_POINTS`` points (equal bins of updates).
+backend is touched in a user's process). Its cost is per axes, tick and text (about 20 ms a
+panel on one core), and a run logs dozens of metric columns, so the metric figure is one
+axes of cells drawn as collections, and SVG leaves the text to the viewer. Time axes are env
+steps per member; curves are thinned to at most ``MAX_POINTS`` points (equal bins of
+updates).
 
 * learning curves: per setting the IQM over seeds of ``episode_return`` (each member's last
   finished episode, carried forward), a 95% bootstrap band over seeds, and the same for
-  ``eval/episode_return`` when the agent evaluates;
+  ``eval/episode_return`` when the agent evaluates (and ``env/craftax_score`` for Craftax);
 * every metric column over time, per setting (IQM and band over seeds, on the updates that
   compute it), in families (dormant units, activity, rank, features, weights, gradients,
   entropy, training, environment);
-* performance profiles and the aggregate intervals (``report.aggregate``).
+* performance profiles and the aggregate intervals (``report.aggregate``), when there are
+  settings to compare.
 
-Task switches (``task_switched``) are drawn as dashed lines and tasks are shaded in turn.
+Task switches (where ``task_id`` changes) are dashed lines, and tasks are shaded in turn.
 """
 
 from __future__ import annotations
