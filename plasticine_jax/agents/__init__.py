@@ -14,6 +14,8 @@ AGENTS = {
     "dqn": ("plasticine_jax.agents.dqn", "DQN"),
     "c51": ("plasticine_jax.agents.dqn", "C51"),
     "pqn": ("plasticine_jax.agents.pqn", "PQN"),
+    "sac": ("plasticine_jax.agents.offpolicy", "SAC"),
+    "td3": ("plasticine_jax.agents.offpolicy", "TD3"),
 }
 
 DESCRIPTIONS = {
@@ -21,6 +23,8 @@ DESCRIPTIONS = {
     "dqn": "DQN (Mnih et al. 2015; CleanRL), replay, double and dueling options, n-step",
     "c51": "C51 (Bellemare et al. 2017; CleanRL/Plasticine), categorical DQN",
     "pqn": "PQN (Gallici et al. 2024; purejaxql), Q(lambda) without replay or target",
+    "sac": "SAC (Haarnoja et al. 2018; CleanRL), twin critics, auto temperature, discrete option",
+    "td3": "TD3 (Fujimoto et al. 2018; CleanRL), twin critics, target smoothing, delayed actor",
 }
 
 

@@ -265,6 +265,90 @@ class Agent:
         return epsilon_greedy_choice(key, action, n, eps)
 
 
+class ReplayAgent(Agent):
+    """An agent that learns from its member's on-device replay buffer (DQN, C51, SAC, TD3).
+
+    Subclasses implement ``explore(state, obs, key, random) -> (action [N, ...], extras)``
+    (``random``: a static flag for the prefill's uniformly random actions; ``extras``: a dict
+    of scalars logged per step, e.g. DQN's epsilon), and keep ``buffer``, ``env_state``,
+    ``obs``, ``env_steps`` and ``hp`` in their state. ``self.storage_dtype`` is the
+    observations' storage dtype (``replay.obs_storage_dtype``).
+    """
+
+    unguarded = "buffer"  # a frozen member's buffer is never sampled again
+
+    def new_buffer(self) -> Any:
+        """An empty buffer of ``agent.buffer_size`` transitions (float actions of the action
+        box's shape for continuous actions, int32 for discrete)."""
+        from plasticine_jax.agents import replay as rb
+
+        spec = self.env.spec
+        space = spec.action_space
+        shape, dtype = (space.shape, jnp.float32) if self.continuous else ((), jnp.int32)
+        return rb.init_buffer(
+            self.cfg.agent.buffer_size, spec.num_envs, spec.obs_shape, self.storage_dtype,
+            shape, dtype,
+        )  # fmt: skip
+
+    def prefill(self, state: Any, key: Array) -> Any:
+        """``state`` after ``prefill_steps`` uniformly random env steps, stored."""
+        rows = self.prefill_steps // self.env.spec.num_envs
+        if not rows:
+            return state
+        state, traj, _ = self.rollout(state, rows, key, random=True)
+        return state._replace(buffer=self.store(state.buffer, traj))
+
+    def random_action(self, key: Array) -> Array:
+        """Uniformly random actions ``[N, ...]``: an action index, or a point of the box."""
+        n, space = self.env.spec.num_envs, self.env.spec.action_space
+        if self.continuous:
+            return jax.random.uniform(
+                key, (n, *space.shape), jnp.float32, space.low, space.high
+            )
+        return jax.random.randint(key, (n,), 0, space.n)
+
+    def explore(self, state: Any, obs: Array, key: Array, random: bool):
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def rollout(self, state: Any, steps: int, key: Array, random: bool = False):
+        """``steps`` exploring (or uniformly random) steps of every env: ``(state, traj,
+        extras)``, every leaf ``[steps, ...]``."""
+        n = self.env.spec.num_envs
+
+        def step(carry, _):
+            env_state, obs, key, env_steps = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            action, extras = self.explore(state._replace(env_steps=env_steps), obs, k_act, random)
+            next_obs, env_state, reward, term, trunc, info = self.env.step(k_env, env_state, action)
+            row = {
+                "obs": obs, "action": action, "reward": reward, "terminated": term,
+                "truncated": trunc,
+                "valid": (
+                    jnp.ones((n,), bool) if info.action_ignored is None
+                    else ~info.action_ignored
+                ),
+                "episode_return": info.episode_return, "episode_length": info.episode_length,
+                "task_id": info.task_id, "task_switched": info.task_switched,
+                "episode_metrics": self.env.episode_metrics(info),
+            }  # fmt: skip
+            return (env_state, next_obs, key, env_steps + n), (row, extras)
+
+        carry = (state.env_state, state.obs, key, state.env_steps)
+        (env_state, obs, _, env_steps), (traj, extras) = jax.lax.scan(step, carry, None, steps)
+        state = state._replace(env_state=env_state, obs=obs, env_steps=env_steps)
+        return state, traj, extras
+
+    @staticmethod
+    def store(buffer: Any, traj: dict) -> Any:
+        """``buffer`` with a rollout's rows added."""
+        from plasticine_jax.agents import replay as rb
+
+        return rb.add_rows(
+            buffer, traj["obs"], traj["action"], traj["reward"], traj["terminated"],
+            traj["truncated"], traj["valid"],
+        )  # fmt: skip
+
+
 def evaluate(env: Environment, policy: Callable, key: Array, max_steps: int) -> Array:
     """Mean return of the first episode of each of ``env``'s envs within ``max_steps`` steps
     (NaN when none finished). ``policy(obs [N, ...], key) -> action [N, ...]``."""

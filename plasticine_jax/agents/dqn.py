@@ -49,7 +49,7 @@ import optax
 
 from plasticine_jax.agents import replay as rb
 from plasticine_jax.agents.common import (
-    Agent,
+    ReplayAgent,
     crossed,
     epsilon_greedy_choice,
     eval_key,
@@ -83,14 +83,12 @@ class DQNState(NamedTuple):
     hp: HP
 
 
-class DQN(Agent):
+class DQN(ReplayAgent):
     """DQN with double-Q, dueling and n-step options; see the module docstring."""
 
     name = "dqn"
     networks = ("q",)
     loss_keys = ("td_loss", "penalty", "grad_norm")
-    unguarded = "buffer"  # a frozen member's buffer is never sampled again
-
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -102,7 +100,7 @@ class DQN(Agent):
         if self.continuous:
             raise ValueError(
                 f"agent.name={cfg.agent.name!r} needs discrete actions; {env.spec.name} has "
-                "continuous ones (use ppo, or sac/td3 once they exist)"
+                "continuous ones (use ppo, sac or td3)"
             )
         self.num_actions = env.spec.action_space.n
         bins = critic_width(self.spec)
@@ -169,58 +167,24 @@ class DQN(Agent):
         learner = self.fresh_learner(k_params, k_methods, hp)
         params = learner.params
         obs, env_state = self.env.reset(k_env)
-        spec = self.env.spec
-        buffer = rb.init_buffer(
-            self.cfg.agent.buffer_size, spec.num_envs, spec.obs_shape, self.storage_dtype
-        )
         state = DQNState(
-            learner, params, buffer, env_state, obs, k_run, jnp.zeros((), jnp.int32), hp
-        )
-        rows = self.prefill_steps // spec.num_envs
-        if rows:
-            state, traj, _ = self._rollout(state, rows, k_fill, random=True)
-            state = state._replace(buffer=self._store(state.buffer, traj))
-        return state
+            learner, params, self.new_buffer(), env_state, obs, k_run,
+            jnp.zeros((), jnp.int32), hp,
+        )  # fmt: skip
+        return self.prefill(state, k_fill)
 
     # ------------------------------------------------------------------ acting
 
-    def _rollout(self, state: DQNState, steps: int, key: Array, random: bool = False):
-        """``steps`` epsilon-greedy (or uniformly random) steps of every env."""
-        params, hp, n = state.learner.params, state.hp, self.env.spec.num_envs
-
-        def step(carry, _):
-            env_state, obs, key, env_steps = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            eps = 1.0 if random else self.epsilon(hp, env_steps)
-            greedy = (
-                jnp.zeros((n,), jnp.int32) if random
-                else self.act_greedy(params, obs, hp).astype(jnp.int32)
-            )  # fmt: skip
-            action = epsilon_greedy_choice(k_act, greedy, self.num_actions, eps)
-            next_obs, env_state, reward, term, trunc, info = self.env.step(k_env, env_state, action)
-            row = {
-                "obs": obs, "action": action, "reward": reward, "terminated": term,
-                "truncated": trunc,
-                "valid": (
-                    jnp.ones((n,), bool) if info.action_ignored is None
-                    else ~info.action_ignored
-                ),
-                "episode_return": info.episode_return, "episode_length": info.episode_length,
-                "task_id": info.task_id, "task_switched": info.task_switched,
-                "episode_metrics": self.env.episode_metrics(info),
-            }  # fmt: skip
-            return (env_state, next_obs, key, env_steps + n), (row, eps)
-
-        carry = (state.env_state, state.obs, key, state.env_steps)
-        (env_state, obs, _, env_steps), (traj, eps) = jax.lax.scan(step, carry, None, steps)
-        state = state._replace(env_state=env_state, obs=obs, env_steps=env_steps)
-        return state, traj, eps
-
-    def _store(self, buffer: rb.ReplayBuffer, traj: dict) -> rb.ReplayBuffer:
-        return rb.add_rows(
-            buffer, traj["obs"], traj["action"], traj["reward"], traj["terminated"],
-            traj["truncated"], traj["valid"],
+    def explore(self, state: DQNState, obs: Array, key: Array, random: bool):
+        """Epsilon-greedy actions of the online network (uniformly random in the prefill)."""
+        hp, n = state.hp, self.env.spec.num_envs
+        eps = 1.0 if random else self.epsilon(hp, state.env_steps)
+        greedy = (
+            jnp.zeros((n,), jnp.int32) if random
+            else self.act_greedy(state.learner.params, obs, hp).astype(jnp.int32)
         )  # fmt: skip
+        action = epsilon_greedy_choice(key, greedy, self.num_actions, eps)
+        return action, {"epsilon": jnp.asarray(eps, jnp.float32)}
 
     # ------------------------------------------------------------------ learning
 
@@ -303,8 +267,8 @@ class DQN(Agent):
         hp = state.hp
         key, k_roll, k_learn, k_iv = jax.random.split(state.key, 4)
         before = state.env_steps
-        state, traj, eps = self._rollout(state, self.cfg.agent.num_steps, k_roll)
-        state = state._replace(buffer=self._store(state.buffer, traj))
+        state, traj, extras = self.rollout(state, self.cfg.agent.num_steps, k_roll)
+        state = state._replace(buffer=self.store(state.buffer, traj))
         params_before = state.learner.params
         learner, target, aux, probe_obs = self._learn(state, before, k_learn)
         events = self.events(traj["task_id"], traj["task_switched"], update_step)
@@ -316,7 +280,7 @@ class DQN(Agent):
         state = state._replace(learner=learner, target=target, key=key)
         out = {
             **aux,
-            "epsilon": eps[-1],
+            "epsilon": extras["epsilon"][-1],
             **self.episode_scalars(
                 traj["episode_return"], traj["episode_length"], traj["episode_metrics"],
                 events,

@@ -488,7 +488,7 @@ def _check_replay(cfg: ExperimentConfig) -> None:
             f"agent.learning_starts={a.learning_starts} exceeds agent.buffer_size="
             f"{a.buffer_size}: the prefill would overwrite itself; lower it or raise the buffer"
         )
-    if a.hp.eps_end > a.hp.eps_start:
+    if hasattr(a.hp, "eps_end") and a.hp.eps_end > a.hp.eps_start:
         raise ConfigError(
             f"agent.hp.eps_end={a.hp.eps_end} exceeds agent.hp.eps_start={a.hp.eps_start}; "
             "epsilon decays from start to end"
@@ -529,6 +529,8 @@ _AGENT_CHECKS = {
     "pqn": _check_pqn,
     "dqn": _check_replay,
     "c51": _check_replay,
+    "sac": _check_replay,
+    "td3": _check_replay,
 }
 
 
@@ -588,7 +590,8 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
 def _check_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, ...]) -> None:
     """``networks:`` names networks of the agent, and the method can be restricted: its
     penalty sees only their parameters, its intervention changes only them. A network edit
-    or an optimizer wrapper acts on the whole model and cannot."""
+    or an optimizer wrapper acts on the whole model and cannot, except on agents whose
+    networks are separate learners with their own optimizers (SAC, TD3)."""
     from plasticine_jax.agents import agent_class
 
     have = agent_class(cfg.agent.name).networks
@@ -598,6 +601,8 @@ def _check_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, 
             f"methods.{i}.networks: {unknown} not networks of agent.name="
             f"{cfg.agent.name!r}; it trains {list(have)}"
         )
+    if getattr(agent_class(cfg.agent.name), "separate_learners", False):
+        return  # each network has its own learner: any hook can be restricted
     if m.network is not None or m.optimizer is not None:
         hook = "edits the network" if m.network is not None else "wraps the optimizer"
         raise ConfigError(

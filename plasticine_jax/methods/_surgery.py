@@ -30,7 +30,7 @@ import jax.numpy as jnp
 Array = jax.Array
 Params = Any
 
-HEADS = {"shared": ("actor_head", "critic_head"), "actor": ("actor_head",),
+HEADS = {"shared": ("actor_head", "critic_head"), "actor": ("actor_head", "log_std_head"),
          "critic": ("critic_head",), "q": ("q_head", "value_head")}
 # Every torso an agent builds: PPO's actor/critic (or one shared), the Q-network's ``q``.
 TORSOS = tuple(HEADS)
