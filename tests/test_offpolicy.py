@@ -1,0 +1,209 @@
+"""SAC and TD3 against independent references: the temperature loss and the tanh-Gaussian
+log-probability by hand, the clipped target smoothing noise, the delayed actor's step count,
+the update-to-data ratio's gradient-step count, the critic ensemble against two separate
+critics, and the contract: a vmapped member equals the same member alone."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from plasticine_jax.agents import make_agent
+from plasticine_jax.config import ConfigError, load_config
+from plasticine_jax.envs.registry import make_env
+from plasticine_jax.runner.plan import plan, traced_hp
+from plasticine_jax.runner.program import Program
+
+
+def ac_cfg(agent: str, *extra: str, env_id: str = "Pendulum-v1"):
+    base = [f"agent.name={agent}", f"env.id={env_id}", "env.num_envs=2",
+            "agent.batch_size=8", "agent.buffer_size=200", "agent.learning_starts=20",
+            "agent.network.hidden_sizes=[16]", "metrics.every=2", "metrics.probe_size=8",
+            "run.total_timesteps=60", "run.progress=false"]  # fmt: skip
+    return load_config(None, [*base, *extra])
+
+
+def build(cfg):
+    e = cfg.env
+    env = make_env(e.backend, e.id, e.num_envs, e.options, e.scenario, e.scenario_options,
+                   e.normalize)
+    return make_agent(cfg, env, plan(cfg)[0].methods)
+
+
+def adam_counts(opt_state) -> list[int]:
+    """Every Adam step count in an optimizer state (one per ensemble member)."""
+    found = [s for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+        if isinstance(s, optax.ScaleByAdamState)]  # fmt: skip
+    assert len(found) == 1
+    return np.atleast_1d(np.asarray(found[0].count)).tolist()
+
+
+# ------------------------------------------------------------------ SAC by hand
+
+
+def test_temperature_loss_against_a_hand_value():
+    agent = build(ac_cfg("sac"))
+    hp = traced_hp(agent.cfg, [])
+    # Pendulum: one action dimension, target entropy -1. alpha = 0.5, log pi = (-0.2, 0.4):
+    # mean(-0.5 * (log pi - 1)) = mean(0.6, 0.3) = 0.45; d/d log_alpha is the same (the
+    # loss is linear in exp(log_alpha)).
+    log_alpha = jnp.log(0.5)
+    logp = jnp.array([-0.2, 0.4])
+    assert float(agent.target_entropy(hp)) == -1.0
+    assert float(agent.alpha_loss(log_alpha, logp, hp)) == pytest.approx(0.45, rel=1e-6)
+    grad = jax.grad(agent.alpha_loss)(log_alpha, logp, hp)
+    assert float(grad) == pytest.approx(0.45, rel=1e-6)
+    # Discrete (CartPole, 2 actions): target entropy 0.89 log 2.
+    discrete = build(ac_cfg("sac", env_id="CartPole-v1"))
+    want = 0.89 * math.log(2)
+    assert float(discrete.target_entropy(traced_hp(discrete.cfg, []))) == pytest.approx(want)
+
+
+def test_tanh_gaussian_log_prob_matches_the_change_of_variables():
+    agent = build(ac_cfg("sac"))
+    params = agent.init_params(jax.random.PRNGKey(0))["actor"]
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    key = jax.random.PRNGKey(2)
+    action, logp = agent.policy_sample(params, obs, key)
+    out = agent.actor_net.apply(params, obs)
+    mean, log_std = np.asarray(out.policy, np.float64), np.asarray(out.log_std, np.float64)
+    assert (log_std >= -5).all() and (log_std <= 2).all()
+    x = mean + np.exp(log_std) * np.asarray(jax.random.normal(key, mean.shape), np.float64)
+    # log N(x; mean, std) - log |d a / d x|, a = 2 tanh(x): CleanRL's 1e-6 inside the log.
+    normal = -0.5 * ((x - mean) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
+    want = (normal - np.log(2.0 * (1 - np.tanh(x) ** 2) + 1e-6)).sum(-1)
+    np.testing.assert_allclose(np.asarray(action), 2.0 * np.tanh(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(logp), want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ TD3 by hand
+
+
+def test_target_smoothing_noise_is_clipped():
+    agent = build(ac_cfg("td3"))
+    hp = traced_hp(agent.cfg, [])
+    hp["agent"]["policy_noise"] = 10.0  # almost every draw is beyond the clip
+    params = agent.init_params(jax.random.PRNGKey(0))["actor"]
+    obs = 0.1 * jax.random.normal(jax.random.PRNGKey(1), (4096, 3))
+    mu = np.asarray(agent.act_greedy(params, obs, hp))
+    got = np.asarray(agent.smoothed_target_action(params, obs, hp, jax.random.PRNGKey(3)))
+    noise = got - mu
+    # noise_clip 0.5 in units of the action scale (2 on Pendulum): |noise| <= 1, reached.
+    assert np.abs(mu).max() < 0.5  # the fresh actor stays well inside the box
+    assert np.abs(noise).max() <= 1.0 + 1e-6
+    assert np.isclose(np.abs(noise), 1.0, atol=1e-6).mean() > 0.9
+    # and the smoothed action stays in the box
+    hp["agent"]["noise_clip"] = 100.0
+    wide = np.asarray(agent.smoothed_target_action(params, obs, hp, jax.random.PRNGKey(3)))
+    assert wide.min() >= -2.0 and wide.max() <= 2.0 and np.isclose(np.abs(wide), 2.0).any()
+
+
+# ------------------------------------------------------------------ step counts
+
+
+@pytest.mark.parametrize(
+    ("agent", "pf", "utd"), [("td3", 2, 0.5), ("td3", 3, 2.0), ("sac", 2, 0.5), ("sac", 3, 4.0)]
+)
+def test_actor_steps_every_policy_frequency_and_utd_counts_critic_steps(agent, pf, utd):
+    # 2 envs x 1 step an update; replay_ratio 0.5 = 1 critic step an update, 2.0 = 4, 4.0 = 8.
+    cfg = ac_cfg(agent, f"agent.policy_frequency={pf}", f"agent.replay_ratio={utd}",
+                 "metrics.every=0")
+    prog = Program(plan(cfg)[0])
+    state = prog.init()
+    updates = 7
+    env_steps = updates * 2
+    actor_before = jax.tree.map(np.asarray, state.members.actor.params)
+    s1, out = prog.run_chunk(state, 0, 1)
+    g = round(utd * 2)  # critic steps an update
+    state = s1
+    for u in range(1, updates):
+        before = jax.tree.map(np.asarray, state.members.actor.params)
+        state, out = prog.run_chunk(state, u, 1)
+        # an update whose critic steps u*g .. u*g+g-1 hold no multiple of pf leaves the
+        # actor as it was, and logs no actor loss
+        due = any(c % pf == 0 for c in range(u * g, (u + 1) * g))
+        same = all(np.array_equal(a, np.asarray(b)) for a, b in zip(
+            jax.tree.leaves(before), jax.tree.leaves(state.members.actor.params), strict=True))
+        assert same != due, u
+        assert np.isnan(out["actor_loss"]).all() != due, u
+    critic_steps = updates * g
+    assert critic_steps == round(utd * env_steps)  # UTD k: k critic steps an env step
+    assert adam_counts(state.members.critic.opt_state) == [[critic_steps, critic_steps]]
+    actor_phases = len([c for c in range(critic_steps) if c % pf == 0])
+    # TD3: one actor step a phase; SAC: policy_frequency of them (CleanRL's compensation)
+    per_phase = pf if agent == "sac" else 1
+    assert adam_counts(state.members.actor.opt_state) == [actor_phases * per_phase]
+    del actor_before
+
+
+def test_critic_ensemble_step_equals_two_separate_critics():
+    # One vmapped step of the twin critics against each critic stepped alone with its own
+    # Adam on its own loss (CleanRL's single Adam over qf1 + qf2 is the same, elementwise).
+    agent = build(ac_cfg("td3", "agent.num_critics=2"))
+    hp = traced_hp(agent.cfg, [])
+    state = agent.init(jax.random.PRNGKey(0), hp)
+    from plasticine_jax.agents import replay as rb
+
+    batch = rb.sample(state.buffer, jax.random.PRNGKey(1), 8, 1, 0.99)
+    y = jnp.linspace(-1.0, 1.0, 8)
+    critic, _ = agent._critic_step(state.critic, batch, y, hp, jax.random.PRNGKey(2))
+    x = jnp.concatenate([batch.obs, batch.action], -1)
+    for i in range(2):
+        p = jax.tree.map(lambda a, i=i: a[i], state.critic.params)
+
+        def loss(p):
+            q = agent.critic_net.apply(p, x).q
+            return jnp.sum(batch.weight * (q - y) ** 2) / jnp.sum(batch.weight)
+
+        tx = optax.adam(3e-4, eps=1e-8)
+        upd, _ = tx.update(jax.grad(loss)(p), tx.init(p), p)
+        want = optax.apply_updates(p, upd)
+        got = jax.tree.map(lambda a, i=i: a[i], critic.params)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ contract
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_vmapped_member_equals_member_alone(agent):
+    together = Program(plan(ac_cfg(agent, "run.num_seeds=2", "run.seed=3"))[0])
+    alone = Program(plan(ac_cfg(agent, "run.num_seeds=1", "run.seed=4"))[0])
+    s2, out2 = together.run_chunk(together.init(), 0, 4)
+    s1, out1 = alone.run_chunk(alone.init(), 0, 4)
+    for k in out1:
+        np.testing.assert_allclose(out2[k][:, 1], out1[k][:, 0], rtol=2e-5, atol=1e-6,
+                                   err_msg=k)
+    leaves2, leaves1 = jax.tree.leaves(s2.members), jax.tree.leaves(s1.members)
+    assert len(leaves1) == len(leaves2)
+    for a, b in zip(leaves2, leaves1, strict=True):
+        np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b)[0], rtol=2e-5, atol=1e-6)
+    for net in ("actor", "critic"):  # per-network metrics with the network's name
+        assert f"{net}/dormant_ratio" in out1 and f"{net}/weight_magnitude" in out1
+
+
+def test_discrete_sac_trains_on_cartpole_actions():
+    prog = Program(plan(ac_cfg("sac", env_id="CartPole-v1"))[0])
+    state, out = prog.run_chunk(prog.init(), 0, 4)
+    assert np.isfinite(out["critic_loss"]).all()
+    assert np.asarray(state.members.buffer.action).dtype == np.int32
+    alpha = out["alpha"][np.isfinite(out["alpha"])]
+    assert alpha.size and (alpha > 0).all()
+
+
+def test_offpolicy_config_errors_name_the_fix():
+    with pytest.raises(ConfigError, match="whole number >= 1"):
+        ac_cfg("td3", "agent.replay_ratio=0.1")
+    with pytest.raises(ConfigError, match="unknown key 'agent.eps_end'"):
+        ac_cfg("sac", "agent.eps_end=0.1")
+    with pytest.raises(ConfigError, match="does not apply to agent.name='td3'"):
+        ac_cfg("td3", "methods=[{name: hl_gauss, hp: {v_min: 0, v_max: 100}}]")
+    with pytest.raises(ValueError, match="needs continuous actions"):
+        build(ac_cfg("td3", env_id="CartPole-v1"))
