@@ -1,5 +1,6 @@
-"""The registry-wide method suite over the value-based agents (PPO's is
-``tests/test_methods_common.py``): every method with every agent it applies to.
+"""The registry-wide method suite over the replay and value-based agents (DQN, C51, PQN,
+SAC, TD3; PPO's is ``tests/test_methods_common.py``): every method with every agent it
+applies to.
 
 * the methods ``methods.plan`` batches share one compiled program per agent, each member
   running one of them, and train for two updates with finite losses and parameters;
@@ -30,8 +31,12 @@ from tests.test_methods_common import (
     _waits_for_tasks,
 )
 
-AGENTS = ("dqn", "c51", "pqn")
-LOSSES = ("td_loss", "grad_norm")
+AGENTS = ("dqn", "c51", "pqn", "sac", "td3")
+# Per agent: its loss scalar and a layer of its (first) torso.
+LOSS = {"dqn": "td_loss", "c51": "td_loss", "pqn": "td_loss", "sac": "critic_loss",
+        "td3": "critic_loss"}  # fmt: skip
+LAYER = {"dqn": "q", "c51": "q", "pqn": "q", "sac": "critic", "td3": "critic"}
+CONTINUOUS = ("sac", "td3")  # on Pendulum (TD3 needs continuous actions), the rest CartPole
 
 
 def _data(agent: str, methods) -> dict:
@@ -44,7 +49,8 @@ def _data(agent: str, methods) -> dict:
         total = 40 + 2 * 4 * 2
     data = {
         "name": "tiny",
-        "env": {"backend": "gymnax", "id": "CartPole-v1", "num_envs": 2},
+        "env": {"backend": "gymnax", "num_envs": 2,
+                "id": "Pendulum-v1" if agent in CONTINUOUS else "CartPole-v1"},
         "agent": {"name": agent, **a,
                   "network": {"hidden_sizes": [16, 16], "activation": "relu"}},
         "metrics": {"every": 1, "probe_size": 8},
@@ -79,7 +85,7 @@ def _applies(agent: str, name: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", ["dqn", "pqn"])
+@pytest.mark.parametrize("agent", ["dqn", "pqn", "sac", "td3"])
 def test_batchable_methods_share_one_program_in_value_agents(agent):
     names = [n for n in _batchable_names() if _applies(agent, n)]
     lists, hps = [[]], [{}]
@@ -95,12 +101,12 @@ def test_batchable_methods_share_one_program_in_value_agents(agent):
     s1, out = prog.run_chunk(jax.tree.map(jnp.copy, s0), 0)
     assert prog.compiles == 1
     chex.assert_trees_all_equal_shapes_and_dtypes(s0, s1)
-    for k in LOSSES:
+    for k in (LOSS[agent], "grad_norm"):
         assert np.isfinite(out[k]).all(), k
-    for leaf in jax.tree.leaves(s1.members.learner.params):
+    for leaf in jax.tree.leaves(prog.agent.trained_params(s1.members)):
         assert np.isfinite(np.asarray(leaf)).all()
     # the members differ: the methods did something
-    assert len({round(float(x), 6) for x in out["td_loss"][-1]}) > 2
+    assert len({round(float(x), 6) for x in out[LOSS[agent]][-1]}) > 2
 
 
 @pytest.mark.slow
@@ -115,9 +121,10 @@ def test_every_structural_method_traces_in_every_value_agent(agent):
         states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
         new, out = jax.eval_shape(lambda s, p=prog: p._chunk(s, jnp.int32(0), 2), states)
         assert jax.tree.structure(new) == jax.tree.structure(states), name
-        assert out["td_loss"].shape == (2, 2), name
+        assert out[LOSS[agent]].shape == (2, 2), name
         if prog.agent.cfg.metrics.every:
-            assert "dormant/q/layer_0" in out and "stable_rank/q" in out, name
+            t = LAYER[agent]
+            assert f"dormant/{t}/layer_0" in out and f"stable_rank/{t}" in out, name
         traced.append(name)
     assert len(traced) >= 10, traced
 
