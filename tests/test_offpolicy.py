@@ -207,3 +207,46 @@ def test_offpolicy_config_errors_name_the_fix():
         ac_cfg("td3", "methods=[{name: hl_gauss, hp: {v_min: 0, v_max: 100}}]")
     with pytest.raises(ValueError, match="needs continuous actions"):
         build(ac_cfg("td3", env_id="CartPole-v1"))
+
+
+CONTINUOUS_ENVS = [
+    ("gymnax", "mountaincar_continuous", None),
+    ("brax", "brax_hopper", "brax"),
+    ("brax", "brax_halfcheetah_mass_shift", "brax"),
+    ("envpool", "dmc_walker_sequence", "envpool"),
+]
+
+
+# TD3 on every continuous env; SAC (the same replay, critic and actor code paths, another
+# actor head) on one env of each backend's kind but Brax, whose traces are the slowest.
+CASES = [("td3", *e) for e in CONTINUOUS_ENVS] + [
+    ("sac", *e) for e in CONTINUOUS_ENVS if e[0] != "brax"
+] + [("sac", *CONTINUOUS_ENVS[2])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("agent", "backend", "env_file", "extra"), CASES,
+                         ids=[f"{c[0]}-{c[2]}" for c in CASES])
+def test_every_continuous_env_traces_with_the_agent(agent, backend, env_file, extra):
+    # CI installs every extra (the README's test command); elsewhere these are optional.
+    if extra:
+        pytest.importorskip(extra)
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "envs" / f"{env_file}.yaml"
+    cfg = load_config(path, [
+        f"agent.name={agent}", "env.num_envs=2", "agent.batch_size=8",
+        "agent.buffer_size=200", "agent.learning_starts=20", "agent.network.hidden_sizes=[16]",
+        "metrics.every=1", "metrics.probe_size=8", "run.total_timesteps=60",
+        "run.progress=false",
+        *(["env.scenario_options.steps_per_task=20"] if "sequence" in env_file
+          or "shift" in env_file else []),
+    ])  # fmt: skip
+    prog = Program(plan(cfg)[0])
+    states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
+    new, out = jax.eval_shape(lambda s: prog._chunk(s, jnp.int32(0), 2), states)
+    assert jax.tree.structure(new) == jax.tree.structure(states)
+    assert out["critic_loss"].shape == (2, 1)
+    buf = states.members.buffer
+    assert buf.obs.dtype == jnp.float32 and buf.action.dtype == jnp.float32
+    assert "stable_rank/actor" in out and "stable_rank/critic" in out

@@ -148,8 +148,10 @@ class OffPolicyActorCritic(ReplayAgent):
         self.critic_net = Critic(self.specs["critic"], 1 if self.continuous else out)
         self.spec = self.specs["critic"]
         self.grad_steps = gradient_steps(cfg)
+        # Pixels of discrete-action envs (MinAtar, Atari, Procgen: discrete SAC) are stored
+        # as uint8; continuous-control observations (DMC through envpool too) as float32.
         self.storage_dtype = rb.obs_storage_dtype(
-            jnp.float32, 0, 255, integer_valued=integer_observations(cfg)
+            jnp.float32, 0, 255, integer_valued=integer_observations(cfg) and not self.continuous
         )
         obs = self._dummy_obs
         act = jnp.zeros((1, out), jnp.float32) if self.continuous else None
