@@ -516,3 +516,16 @@ def test_concurrent_vmapped_svds_finish():
     for i in range(10):
         out = step(a + i, b)
     assert np.all(np.isfinite(np.asarray(out)))
+
+
+def test_fraction_active_units_counts_entries_over_all_layers_by_hand():
+    from plasticine_jax.metrics import fraction_active_units
+
+    # layer 0: 3 of 4 entries > 0; layer 1: 1 of 8. FAU = 4 / 12 (the reference's
+    # (act_1 + act_2) / (total_1 + total_2)), not the mean of 3/4 and 1/8.
+    acts = {"actor/layer_0": jnp.array([[1.0, 0.0], [2.0, 0.5]]),
+            "actor/layer_1": jnp.array([[0.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0]])}
+    assert float(fraction_active_units(acts, "relu")) == pytest.approx(4 / 12)
+    # tanh: saturated entries (|f| > 0.99) are the inactive ones
+    t = {"l": jnp.array([[0.995, -0.5, 0.2, -1.0]])}
+    assert float(fraction_active_units(t, "tanh")) == pytest.approx(0.5)

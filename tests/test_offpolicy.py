@@ -250,3 +250,34 @@ def test_every_continuous_env_traces_with_the_agent(agent, backend, env_file, ex
     buf = states.members.buffer
     assert buf.obs.dtype == jnp.float32 and buf.action.dtype == jnp.float32
     assert "stable_rank/actor" in out and "stable_rank/critic" in out
+
+
+@pytest.mark.parametrize("on", [None, ["critic"]])
+def test_neuroplastic_expansion_sparsifies_the_networks_it_is_given(on):
+    # The reference's switches: both networks sparse (--stl_actor --stl_critic), or the
+    # critic alone (a dense actor). Each critic of the ensemble has masks of its own.
+    ne = {"name": "neuroplastic_expansion", "options": {"rule": "reference"},
+          "hp": {"initial_stl_sparsity": 0.8, "delta": 1e9}}
+    if on:
+        ne["networks"] = on
+    cfg = ac_cfg("td3", "agent.network.hidden_sizes=[32, 32]", "metrics.every=0",
+                 "agent.policy_frequency=1", f"methods=[{ne}]")
+    prog = Program(plan(cfg)[0])
+    state, _ = prog.run_chunk(prog.init(), 0, 2)
+
+    def zero_fraction(params):
+        kernels = [np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)
+                   if "kernel" in jax.tree_util.keystr(p)]
+        return sum((k == 0).sum() for k in kernels) / sum(k.size for k in kernels)
+
+    critic = state.members.critic.params
+    for i in range(2):  # each ensemble member is ~80% sparse, with its own masks
+        one = jax.tree.map(lambda x, i=i: x[0, i], critic)
+        assert 0.7 < zero_fraction(one) < 0.85
+    k0 = np.asarray(critic["params"]["critic"]["layer_0"]["kernel"])[0]
+    assert not np.array_equal(k0[0] == 0, k0[1] == 0)
+    actor_zeros = zero_fraction(jax.tree.map(lambda x: x[0], state.members.actor.params))
+    if on:
+        assert actor_zeros == 0.0
+    else:
+        assert 0.7 < actor_zeros < 0.85

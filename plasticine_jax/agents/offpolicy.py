@@ -47,8 +47,10 @@ the corresponding target network (``dqn.mirror_interventions``), as Nikishin et 
 reset the targets with the networks.
 
 Metrics: the whole-model metrics cover the actor and the first critic (CleanRL's ``qf1``,
-the one TD3's actor follows), per network as ``actor/...`` and ``critic/...``; the critic's
-activations are taken at the probe's replay actions.
+the one TD3's actor follows), per network as ``actor/...`` and ``critic/...``, with the
+neuroplastic-expansion reference's fraction of active units (``actor/fau``,
+``critic/fau``: ``metrics.fraction_active_units``); the critic's activations are taken at
+the probe's replay actions, as the reference's ``forward_with_FAU(state, action)`` does.
 """
 
 from __future__ import annotations
@@ -429,6 +431,7 @@ class OffPolicyActorCritic(ReplayAgent):
             mods = set(modules)
             acts = {k: v for k, v in activations.items() if k.split("/")[0] in mods}
             values[f"{net}/dormant_ratio"] = pm.dormant_ratio(acts, m.dormant_tau)[0]
+            values[f"{net}/fau"] = pm.fraction_active_units(acts, self.specs[net].activation)
             values[f"{net}/weight_magnitude"] = pm.weight_magnitude(
                 compose.restrict(merged, mods)
             )

@@ -5,7 +5,7 @@ parameters and gradients. Each docstring states its formula and source.
 plasticine_jax.metrics`` prints it; the ``list`` CLI command reads it).
 """
 
-from plasticine_jax.metrics.activity import ACTIVE_RULES, active_fraction
+from plasticine_jax.metrics.activity import ACTIVE_RULES, active_fraction, fraction_active_units
 from plasticine_jax.metrics.dormant import dormant_mask, dormant_ratio, dormant_scores
 from plasticine_jax.metrics.entropy import categorical_entropy, gaussian_entropy
 from plasticine_jax.metrics.plasticity import plasticity_metrics
@@ -22,6 +22,8 @@ METRICS: dict[str, str] = {
     "dormant_ratio": "fraction of units whose normalised mean |activation| is <= tau "
     "(Sokar et al. 2023), mean over layers",
     "active_fraction": "fraction of feature entries not dead/saturated, rule per activation",
+    "fau": "fraction of active units over all hidden layers of a network together, as the "
+    "neuroplastic-expansion reference logs it (SAC, TD3: actor/fau, critic/fau)",
     "stable_rank": "singular directions covering 99% of the spectrum (Kumar et al. 2021)",
     "effective_rank": "exp of the entropy of normalised singular values (Roy & Vetterli 2007)",
     "feature_norm": "mean over the batch of the L2 norm of each feature vector",
@@ -46,6 +48,7 @@ __all__ = [
     "effective_rank",
     "feature_norm",
     "feature_variance",
+    "fraction_active_units",
     "gaussian_entropy",
     "global_norm",
     "plasticity_metrics",

@@ -81,3 +81,32 @@ def active_fraction(features: Array, activation: str) -> Array:
     if activation not in ACTIVE_RULES:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVE_RULES)}")
     return jnp.mean(ACTIVE_RULES[activation](features).astype(jnp.float32))
+
+
+def fraction_active_units(activations: dict[str, Array], activation: str) -> Array:
+    """FAU, the fraction of active units over every hidden layer of a network together, as
+    the neuroplastic-expansion reference logs it (``forward_with_FAU``: the count of entries
+    ``> 0`` in all hidden layers over the batch, divided by their total number of entries).
+    Layers of different widths weigh by their size, unlike the mean over layers of
+    :func:`active_fraction`. ``activation`` picks the active rule (``ACTIVE_RULES``; the
+    reference's ReLU: ``> 0``).
+
+    Args:
+        activations: layer name -> post-activation ``[B, ...]`` of one network.
+        activation: one of ``ACTIVE_RULES`` (static).
+
+    Returns:
+        float32 scalar in ``[0, 1]`` (NaN without layers).
+
+    References:
+        Liu et al. "Neuroplastic Expansion in Deep Reinforcement Learning." ICLR 2025;
+        torressliu/neuroplastic-expansion ``stl/modules_TD3.py``.
+    """
+    if activation not in ACTIVE_RULES:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVE_RULES)}")
+    if not activations:
+        return jnp.full((), jnp.nan, jnp.float32)
+    rule = ACTIVE_RULES[activation]
+    active = sum(jnp.sum(rule(a)).astype(jnp.float32) for a in activations.values())
+    total = sum(a.size for a in activations.values())
+    return active / total
