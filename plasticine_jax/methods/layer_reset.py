@@ -10,7 +10,8 @@ Options:
     ``"critic/layer_1"``, ``"actor"`` (a whole torso), ``"q_head"``; ``"heads"`` selects every
     head of the network. Default ``heads``: PPO's two heads, a Q-network's head(s)
     (Plasticine's "reset last layer"). On an agent with a target network the reset
-    entries are copied into the target (``agents.dqn``), as Nikishin et al. reset both.
+    entries are copied into the target (``agents.dqn``; SAC and TD3: ``agents.offpolicy``, each
+    critic of the ensemble with its own fresh draw), as Nikishin et al. reset both.
   schedule: a ``methods.schedules`` name or list (default ``at_task_switch``).
   reset_opt_state: also zero the optimizer statistics of the reset layers (Adam ``mu``/``nu``);
     default False (Plasticine keeps the optimizer).

@@ -79,9 +79,15 @@ Options:
   topology_schedule: rule ``"dormant"`` only, a ``methods.schedules`` name or list
     (default ``every_k_updates``).
 
-Target networks (DQN, C51; the seed's TD3 in a later issue): the weights the topology
-change grows or prunes are copied into the target network too
-(``agents.dqn.mirror_interventions``).
+Target networks (DQN, C51, SAC, TD3): the weights the topology change grows or prunes are
+copied into the target network too (``agents.dqn.mirror_interventions``). The reference's
+TD3 also multiplies its target weights by the masks after every Polyak step; ours do not,
+so a pruned weight's target value decays by ``1 - tau`` a target update instead of
+vanishing at once. On SAC and TD3 the method masks the actor and every critic of the
+ensemble, each with masks of its own (``networks: [critic]``: the critics only, the
+reference's ``--stl_critic`` without ``--stl_actor``); one method entry has one set of
+hyperparameters, so the reference's static sparse actor next to a growing critic cannot be
+expressed.
 
 Registry name: ``neuroplastic_expansion``.
 
