@@ -281,3 +281,33 @@ def test_neuroplastic_expansion_sparsifies_the_networks_it_is_given(on):
         assert actor_zeros == 0.0
     else:
         assert 0.7 < actor_zeros < 0.85
+
+
+def test_a_last_layer_reset_with_its_adam_state_is_mirrored_in_the_targets():
+    # Nikishin et al. 2022: the last layers of actor and critics, with their optimizer
+    # statistics; tau = 0 so that only the reset moves the targets.
+    reset = ("methods=[{name: layer_reset, options: {layers: [heads], schedule: every_update, "
+             "reset_opt_state: true}}]")
+    prog = Program(plan(ac_cfg("td3", "agent.hp.tau=0", "metrics.every=0", reset))[0])
+    s0 = prog.init()
+    t0 = jax.tree.map(np.asarray, s0.members.critic_target)
+    s1, _ = prog.run_chunk(s0, 0, 1)
+    m = s1.members
+    for online, target in ((m.actor.params, m.actor_target), (m.critic.params, m.critic_target)):
+        head = "actor_head" if "actor_head" in online["params"] else "critic_head"
+        np.testing.assert_array_equal(target["params"][head]["kernel"],
+                                      online["params"][head]["kernel"])
+    # the critics' torsos trained online only; the twin heads are different fresh draws
+    ct, cp = m.critic_target["params"], m.critic.params["params"]
+    np.testing.assert_array_equal(ct["critic"]["layer_0"]["kernel"],
+                                  t0["params"]["critic"]["layer_0"]["kernel"])
+    assert not np.allclose(cp["critic"]["layer_0"]["kernel"], ct["critic"]["layer_0"]["kernel"])
+    heads = np.asarray(cp["critic_head"]["kernel"])[0]
+    assert not np.allclose(heads[0], heads[1])
+    assert not np.allclose(heads[0], t0["params"]["critic_head"]["kernel"][0, 0])
+    # the reset head's Adam moments are zero, the torso's are not
+    adam = [s for s in jax.tree.leaves(m.critic.opt_state,
+                                       is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+            if isinstance(s, optax.ScaleByAdamState)][0]
+    assert not np.asarray(adam.mu["params"]["critic_head"]["kernel"]).any()
+    assert np.asarray(adam.mu["params"]["critic"]["layer_0"]["kernel"]).any()
