@@ -226,12 +226,14 @@ def test_epsilon_follows_cleanrl_linear_schedule():
 # ------------------------------------------------------------------ the contract
 
 
-@pytest.mark.parametrize("agent", ["dqn", "pqn"])
-def test_vmapped_member_equals_member_alone(agent):
-    together = Program(plan(value_cfg(agent, "run.num_seeds=2", "run.seed=3"))[0])
-    alone = Program(plan(value_cfg(agent, "run.num_seeds=1", "run.seed=4"))[0])
-    s2, out2 = together.run_chunk(together.init(), 0, 3)
-    s1, out1 = alone.run_chunk(alone.init(), 0, 3)
+def assert_second_member_equals_alone(make_cfg, updates: int):
+    """Seeds 3 and 4 vmapped together against seed 4 alone, ``updates`` updates: every
+    logged scalar and every leaf of the member state agree. Returns the lone run's
+    ``(state, out)``."""
+    together = Program(plan(make_cfg("run.num_seeds=2", "run.seed=3"))[0])
+    alone = Program(plan(make_cfg("run.num_seeds=1", "run.seed=4"))[0])
+    s2, out2 = together.run_chunk(together.init(), 0, updates)
+    s1, out1 = alone.run_chunk(alone.init(), 0, updates)
     for k in out1:
         np.testing.assert_allclose(out2[k][:, 1], out1[k][:, 0], rtol=2e-5, atol=1e-6,
                                    err_msg=k)
@@ -240,6 +242,12 @@ def test_vmapped_member_equals_member_alone(agent):
     assert len(leaves1) == len(leaves2)
     for a, b in zip(leaves2, leaves1, strict=True):
         np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b)[0], rtol=2e-5, atol=1e-6)
+    return s1, out1
+
+
+@pytest.mark.parametrize("agent", ["dqn", "pqn"])
+def test_vmapped_member_equals_member_alone(agent):
+    s1, _ = assert_second_member_equals_alone(lambda *x: value_cfg(agent, *x), 3)
     if agent == "dqn":  # the buffer is part of the member's state, and it holds the rollouts
         buf = s1.members.buffer
         assert int(buf.size[0]) == (40 + 3 * 4 * 2) // 2

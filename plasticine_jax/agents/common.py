@@ -201,17 +201,34 @@ class Agent:
             squared_rank=m.squared_rank,
             variance_over=m.feature_variance_over,
         )
+        values.update(self.network_metrics(out.activations, params, params_before))
+        return {**values, **self.extra_metrics(out)}
+
+    def activation_of(self, net: str) -> str:
+        """The activation of network ``net`` (one network spec for the whole model here)."""
+        return self.spec.activation
+
+    def network_metrics(
+        self, activations: dict[str, Array], params: Any, params_before: Any,
+        fau: bool = False,
+    ) -> dict[str, Array]:
+        """Per network (``network_parts``), with its name as prefix: ``dormant_ratio`` (when
+        it has hidden layers), ``weight_magnitude``, ``weight_change``, and with ``fau`` the
+        fraction of active units (``metrics.fraction_active_units``)."""
+        m, values = self.cfg.metrics, {}
         for net, modules in self.network_parts().items():
             mods = set(modules)
             own = compose.restrict(params, mods)
-            acts = {k: v for k, v in out.activations.items() if k.split("/")[0] in mods}
+            acts = {k: v for k, v in activations.items() if k.split("/")[0] in mods}
             if acts:
                 values[f"{net}/dormant_ratio"] = pm.dormant_ratio(acts, m.dormant_tau)[0]
+                if fau:
+                    values[f"{net}/fau"] = pm.fraction_active_units(acts, self.activation_of(net))
             values[f"{net}/weight_magnitude"] = pm.weight_magnitude(own)
             values[f"{net}/weight_change"] = pm.weight_change(
                 compose.restrict(params_before, mods), own
             )
-        return {**values, **self.extra_metrics(out)}
+        return values
 
     def metric_names(self) -> tuple[str, ...]:
         """Names of the plasticity metrics this agent logs (empty when they are off)."""

@@ -210,12 +210,12 @@ class OffPolicyActorCritic(ReplayAgent):
     def _learner(self, net: str, params: Any, key: Array, hp: HP) -> LearnerState:
         methods = self.methods_of[net]
         tx = self.optimizer(net, hp)
-        grads = jax.tree.map(jnp.zeros_like, params) if any(m.needs_grads for m in methods) else None
+        keep_grads = any(m.needs_grads for m in methods)
 
         def one(p, k):
             return LearnerState(
                 p, tx.init(p), p, compose.init_method_states(methods, p, k),
-                None if grads is None else jax.tree.map(jnp.zeros_like, p),
+                jax.tree.map(jnp.zeros_like, p) if keep_grads else None,
             )
 
         if net == "actor":
@@ -334,8 +334,9 @@ class OffPolicyActorCritic(ReplayAgent):
             return {**carry, "probe": probe}, {**aux, **actor_aux}
 
         size = min(self.cfg.metrics.probe_size, c.batch_size)
+        action = state.buffer.action
         probe = (jnp.zeros((size, *self.env.spec.obs_shape), jnp.float32),
-                 jnp.zeros((size, *state.buffer.action.shape[2:]), state.buffer.action.dtype))  # fmt: skip
+                 jnp.zeros((size, *action.shape[2:]), action.dtype))  # fmt: skip
         carry = {
             "actor": state.actor, "critic": state.critic, "actor_target": state.actor_target,
             "critic_target": state.critic_target, "log_alpha": state.log_alpha,
@@ -398,6 +399,9 @@ class OffPolicyActorCritic(ReplayAgent):
 
     # ------------------------------------------------------------------ metrics
 
+    def activation_of(self, net: str) -> str:
+        return self.specs[net].activation
+
     def _first_critic(self, critic_params: Any) -> Any:
         return jax.tree.map(lambda x: x[0], critic_params)
 
@@ -427,17 +431,7 @@ class OffPolicyActorCritic(ReplayAgent):
             squared_rank=m.squared_rank,
             variance_over=m.feature_variance_over,
         )
-        for net, modules in self.network_parts().items():
-            mods = set(modules)
-            acts = {k: v for k, v in activations.items() if k.split("/")[0] in mods}
-            values[f"{net}/dormant_ratio"] = pm.dormant_ratio(acts, m.dormant_tau)[0]
-            values[f"{net}/fau"] = pm.fraction_active_units(acts, self.specs[net].activation)
-            values[f"{net}/weight_magnitude"] = pm.weight_magnitude(
-                compose.restrict(merged, mods)
-            )
-            values[f"{net}/weight_change"] = pm.weight_change(
-                compose.restrict(merged_before, mods), compose.restrict(merged, mods)
-            )
+        values.update(self.network_metrics(activations, merged, merged_before, fau=True))
         return {**values, **self.extra_metrics(a_out)}
 
     def metric_names(self) -> tuple[str, ...]:

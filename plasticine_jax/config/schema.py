@@ -216,57 +216,6 @@ def _ac_network() -> NetworkConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SACHyperparams:
-    """SAC's traced hyperparameters: CleanRL ``sac_continuous_action.py`` defaults."""
-
-    policy_lr: float = _f(3e-4, range=(0.0, 1.0), help="actor's Adam learning rate")
-    q_lr: float = _f(1e-3, range=(0.0, 1.0), help="critics' (and temperature's) Adam rate")
-    gamma: float = _f(0.99, range=(0.0, 1.0))
-    tau: float = _f(0.005, range=(0.0, 1.0), help="Polyak rate of the target critics")
-    alpha: float = _f(
-        0.2, range=(0.0, None),
-        help="entropy temperature without autotune (with it: learned from 1, as CleanRL)",
-    )  # fmt: skip
-    target_entropy_scale: float = _f(
-        0.89, range=(0.0, None),
-        help="discrete actions: target entropy = scale * log(num_actions) (CleanRL Atari)",
-    )  # fmt: skip
-    adam_eps: float = _f(1e-8, range=(0.0, None), help="torch's default, as CleanRL")
-
-
-@dataclasses.dataclass(frozen=True)
-class SACConfig:
-    """SAC (Haarnoja et al. 2018): twin critics (one vmapped ensemble), a tanh-squashed
-    Gaussian actor, automatic entropy temperature; discrete actions (Christodoulou 2019,
-    CleanRL ``sac_atari.py``) when the env's are (``agent.name: sac``). Defaults: CleanRL
-    ``sac_continuous_action.py``. One update collects ``num_steps`` steps of every env, then
-    takes ``replay_ratio * num_steps * num_envs`` critic steps (the update-to-data ratio)."""
-
-    name: str = _f("sac", choices=("sac",))
-    num_steps: int = _f(1, range=(1, None), help="env steps per env per update")
-    replay_ratio: float = _f(
-        1.0, range=(0.0, None), help="critic gradient steps per env step (UTD; static)"
-    )
-    batch_size: int = _f(256, range=(1, None), help="transitions per gradient step")
-    buffer_size: int = _f(1_000_000, range=(1, None), help="replay capacity, transitions/member")
-    learning_starts: int = _f(
-        5_000, range=(0, None), help="random-action env steps per member before learning"
-    )
-    n_step: int = _f(1, range=(1, 100), help="n-step returns")
-    num_critics: int = _f(2, range=(1, 100), help="critic ensemble size (min over them)")
-    policy_frequency: int = _f(
-        2, range=(1, None),
-        help="every k-th critic step takes k actor (and temperature) steps (CleanRL)",
-    )  # fmt: skip
-    target_network_frequency: int = _f(
-        1, range=(1, None), help="critic steps between Polyak updates of the target critics"
-    )
-    autotune: bool = _f(True, help="learn the temperature towards the target entropy")
-    network: NetworkConfig = _f(factory=_ac_network)
-    hp: SACHyperparams = _f(factory=SACHyperparams)
-
-
-@dataclasses.dataclass(frozen=True)
 class TD3Hyperparams:
     """TD3's traced hyperparameters: CleanRL ``td3_continuous_action.py`` defaults (and the
     neuroplastic-expansion seed's TD3: discount 0.99, tau 0.005, policy noise 0.2, noise
@@ -292,7 +241,10 @@ class TD3Hyperparams:
 class TD3Config:
     """TD3 (Fujimoto et al. 2018): twin critics (one vmapped ensemble), target policy
     smoothing with a noise clip, an actor and targets updated every ``policy_frequency``
-    critic steps (``agent.name: td3``). Defaults: CleanRL ``td3_continuous_action.py``."""
+    critic steps (``agent.name: td3``). Defaults: CleanRL ``td3_continuous_action.py``.
+    One update collects ``num_steps`` steps of every env, then takes ``replay_ratio *
+    num_steps * num_envs`` critic steps (the update-to-data ratio). SAC's config extends
+    it."""
 
     name: str = _f("td3", choices=("td3",))
     num_steps: int = _f(1, range=(1, None), help="env steps per env per update")
@@ -311,6 +263,47 @@ class TD3Config:
     )
     network: NetworkConfig = _f(factory=_ac_network)
     hp: TD3Hyperparams = _f(factory=TD3Hyperparams)
+
+
+@dataclasses.dataclass(frozen=True)
+class SACHyperparams:
+    """SAC's traced hyperparameters: CleanRL ``sac_continuous_action.py`` defaults."""
+
+    policy_lr: float = _f(3e-4, range=(0.0, 1.0), help="actor's Adam learning rate")
+    q_lr: float = _f(1e-3, range=(0.0, 1.0), help="critics' (and temperature's) Adam rate")
+    gamma: float = _f(0.99, range=(0.0, 1.0))
+    tau: float = _f(0.005, range=(0.0, 1.0), help="Polyak rate of the target critics")
+    alpha: float = _f(
+        0.2, range=(0.0, None),
+        help="entropy temperature without autotune (with it: learned from 1, as CleanRL)",
+    )  # fmt: skip
+    target_entropy_scale: float = _f(
+        0.89, range=(0.0, None),
+        help="discrete actions: target entropy = scale * log(num_actions) (CleanRL Atari)",
+    )  # fmt: skip
+    adam_eps: float = _f(1e-8, range=(0.0, None), help="torch's default, as CleanRL")
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig(TD3Config):
+    """SAC (Haarnoja et al. 2018): twin critics (one vmapped ensemble), a tanh-squashed
+    Gaussian actor, automatic entropy temperature; discrete actions (Christodoulou 2019,
+    CleanRL ``sac_atari.py``) when the env's are (``agent.name: sac``). Defaults: CleanRL
+    ``sac_continuous_action.py``; the replay settings are TD3's."""
+
+    name: str = _f("sac", choices=("sac",))
+    learning_starts: int = _f(
+        5_000, range=(0, None), help="random-action env steps per member before learning"
+    )
+    policy_frequency: int = _f(
+        2, range=(1, None),
+        help="every k-th critic step takes k actor (and temperature) steps (CleanRL)",
+    )  # fmt: skip
+    target_network_frequency: int = _f(
+        1, range=(1, None), help="critic steps between Polyak updates of the target critics"
+    )
+    autotune: bool = _f(True, help="learn the temperature towards the target entropy")
+    hp: SACHyperparams = _f(factory=SACHyperparams)
 
 
 AGENT_CONFIGS = {
@@ -398,7 +391,8 @@ class ExperimentConfig:
     name: str = _f("experiment")
     env: EnvConfig = _f(factory=EnvConfig)
     agent: AnyAgentConfig = _f(
-        factory=PPOConfig, help="ppo | dqn | c51 | pqn | sac | td3, chosen by agent.name (default ppo)"
+        factory=PPOConfig,
+        help="ppo | dqn | c51 | pqn | sac | td3, chosen by agent.name (default ppo)",
     )
     methods: tuple[MethodConfig, ...] = _f(())
     metrics: MetricsConfig = _f(factory=MetricsConfig)
