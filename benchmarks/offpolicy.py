@@ -44,13 +44,12 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import header, named_env  # noqa: E402
 from value_agents import Case, TimedCase, build_group, member_bytes  # noqa: E402
-from value_vs_rejax import one, timed  # noqa: E402
+from value_vs_rejax import one, run_timed  # noqa: E402
 
 from plasticine_jax.config.load import num_updates  # noqa: E402
 from plasticine_jax.runner.program import Program  # noqa: E402
@@ -101,18 +100,7 @@ def run_ours(algo: str, seeds: int, utd: float) -> dict:
         f"run.num_seeds={seeds}", "metrics.every=0",
         f"eval={{every: {last}, num_envs: 128, max_steps: 200}}",
     ])  # fmt: skip
-    program = Program(group)
-    _, init_1 = timed(program.init)
-    states, init_2 = timed(program.init)
-    times, evals = [], []
-    for start, length in program.chunks():
-        (states, out), t = timed(lambda s=states, a=start, n=length: program.run_chunk(s, a, n))
-        times.append(t)
-        evals.append(out["eval/episode_return"])
-    rest = statistics.median(times[1:])
-    compile_s = (init_1 - init_2) + (times[0] - rest)
-    run_s = init_2 + sum(times) - (times[0] - rest)
-    final = np.concatenate(evals)[-1]
+    compile_s, run_s, final, _ = run_timed(Program(group))
     return {"system": "ours", "algo": algo, "seeds": seeds, "utd": utd, "total_timesteps": TOTAL,
             "compile_s": round(compile_s, 2), "run_s": round(run_s, 2),
             "sps": round(seeds * TOTAL / run_s),

@@ -92,8 +92,20 @@ def run_ours(algo: str, seeds: int) -> dict:
         f"eval={{every: {last}, num_envs: 128, epsilon: 0.005, max_steps: 500}}",
     ])  # fmt: skip
     program = Program(group)
-    first, init_1 = timed(program.init)
-    del first
+    compile_s, run_s, final, times = run_timed(program)
+    total = program.prefill_steps + program.num_updates * program.steps_per_update
+    return {"system": "ours", "algo": algo, "env": case.env_id, "seeds": seeds,
+            "total_timesteps": total, "compile_s": round(compile_s, 2), "run_s": round(run_s, 2),
+            "sps": round(seeds * total / run_s), "final_return": round(float(final.mean()), 2),
+            "chunks": len(times), "chunk_updates": program.chunk}  # fmt: skip
+
+
+def run_timed(program: Program) -> tuple[float, float, np.ndarray, list[float]]:
+    """Runs ``program`` chunk by chunk as the CLI does: ``(compile_s, run_s, final
+    eval/episode_return [members], chunk times)``. ``compile_s`` is the first call's extra
+    time (``init`` called twice, the first chunk against the median of the others), ``run_s``
+    everything else."""
+    _, init_1 = timed(program.init)
     states, init_2 = timed(program.init)
     times, evals = [], []
     for start, length in program.chunks():
@@ -103,12 +115,7 @@ def run_ours(algo: str, seeds: int) -> dict:
     rest = statistics.median(times[1:])
     compile_s = (init_1 - init_2) + (times[0] - rest)
     run_s = init_2 + sum(times) - (times[0] - rest)
-    final = np.concatenate(evals)[-1]  # [members] at the last update
-    total = program.prefill_steps + program.num_updates * program.steps_per_update
-    return {"system": "ours", "algo": algo, "env": case.env_id, "seeds": seeds,
-            "total_timesteps": total, "compile_s": round(compile_s, 2), "run_s": round(run_s, 2),
-            "sps": round(seeds * total / run_s), "final_return": round(float(final.mean()), 2),
-            "chunks": len(times), "chunk_updates": program.chunk}  # fmt: skip
+    return compile_s, run_s, np.concatenate(evals)[-1], times
 
 
 def one(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float]:
