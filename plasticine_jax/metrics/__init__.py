@@ -22,8 +22,9 @@ METRICS: dict[str, str] = {
     "dormant_ratio": "fraction of units whose normalised mean |activation| is <= tau "
     "(Sokar et al. 2023), mean over layers",
     "active_fraction": "fraction of feature entries not dead/saturated, rule per activation",
-    "fau": "fraction of active units over all hidden layers of a network together, as the "
-    "neuroplastic-expansion reference logs it (SAC, TD3: actor/fau, critic/fau)",
+    "fraction_active_units": "FAU: fraction of active units over all hidden layers of a "
+    "network together, as the neuroplastic-expansion reference logs it (SAC, TD3: "
+    "actor/fau, critic/fau)",
     "stable_rank": "singular directions covering 99% of the spectrum (Kumar et al. 2021)",
     "effective_rank": "exp of the entropy of normalised singular values (Roy & Vetterli 2007)",
     "feature_norm": "mean over the batch of the L2 norm of each feature vector",
