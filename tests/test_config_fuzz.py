@@ -73,7 +73,7 @@ def _tiny(raw: dict) -> dict:
     d = copy.deepcopy(raw)
     d["env"] = _tiny_env(d.get("env", {}))
     agent = d.setdefault("agent", {})
-    replay = agent.get("name") in ("dqn", "c51")
+    replay = agent.get("name") in ("dqn", "c51", "sac", "td3")
     if replay:  # one gradient step an update on batches of 4, after 2 random steps an env
         agent.update(num_steps=NUM_STEPS, replay_ratio=1 / BATCH, batch_size=4,
                      buffer_size=8 * BATCH, learning_starts=PREFILL)
