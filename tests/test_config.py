@@ -533,3 +533,34 @@ def test_gymnax_env_params_options_of_the_right_type_are_used():
     (program,) = build_programs(plan(cfg))
     params = program.agent.env._params
     assert (params.gravity, params.max_steps_in_episode) == (12, 50)
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn", "c51", "pqn", "sac", "td3"])
+def test_a_partial_network_override_keeps_the_agents_own_network_defaults(agent):
+    # PQN's default network is ReLU + LayerNorm, DQN's ReLU 120-84, SAC/TD3's ReLU 256-256:
+    # overriding one key must change that key only, not fall back to the generic tanh MLP.
+    import dataclasses
+
+    from plasticine_jax.config import schema
+
+    own = {
+        "ppo": schema.PPOConfig,
+        "dqn": schema.DQNConfig,
+        "c51": schema.C51Config,
+        "pqn": schema.PQNConfig,
+        "sac": schema.SACConfig,
+        "td3": schema.TD3Config,
+    }[agent]().network
+    got = load_config(
+        None, [f"agent.name={agent}", "agent.network.hidden_sizes=[64]", "metrics.probe_size=32"]
+    ).agent.network
+    assert got == dataclasses.replace(own, hidden_sizes=(64,))
+    if agent == "pqn":
+        assert (got.activation, got.norm) == ("relu", "layernorm")
+
+
+def test_an_agent_of_another_name_does_not_inherit_the_default_agents_keys():
+    # agent's default is PPO; a mapping naming another agent replaces it whole, so PPO-only
+    # keys are not merged in (DQN would refuse them as unknown).
+    cfg = load_config(None, ["agent.name=dqn", "metrics.probe_size=32"])
+    assert cfg.agent.name == "dqn" and not hasattr(cfg.agent, "num_minibatches")

@@ -221,10 +221,29 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], _join(where, name), f.metadata)
+            value = data[name]
+            if f.default_factory is not dataclasses.MISSING and isinstance(value, Mapping):
+                # A partial mapping overrides the field's own default (PQN's ReLU+LayerNorm
+                # network), not the generic class defaults of the field's type.
+                value = _over_default(to_dict(f.default_factory()), value)
+            kwargs[name] = _coerce(hints[name], value, _join(where, name), f.metadata)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key {_join(where, name)!r}")
     return cls(**kwargs)
+
+
+def _over_default(default: Any, value: Mapping) -> Any:
+    """``value`` merged over ``default``, mapping by mapping, where both are mappings of the
+    same kind: a mapping whose ``name`` differs from the default's is another class of a tagged
+    union and replaces the default whole."""
+    if not isinstance(default, Mapping):
+        return value
+    if "name" in value and "name" in default and value["name"] != default["name"]:
+        return value
+    out = dict(default)
+    for k, v in value.items():
+        out[k] = _over_default(out[k], v) if isinstance(v, Mapping) and k in out else v
+    return out
 
 
 def _tagged(classes: list[type], value: Any, where: str) -> Any:
