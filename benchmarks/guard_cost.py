@@ -31,7 +31,7 @@ def bare(timed: Timed) -> Timed:
         new, out = update(state, i)
         return new, diverged_at, out
 
-    program._guarded = unguarded
+    program._guarded = jax.vmap(unguarded, in_axes=(0, 0, None))
     program._run_chunk = jax.jit(program._chunk, static_argnums=2, donate_argnums=0)
     timed.compile_s = timed.chunk()
     return timed

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -211,3 +212,35 @@ def test_weakly_typed_env_state_compiles_each_chunk_once(tmp_path):
                 run={"out_dir": str(tmp_path), "num_seeds": 1, "name": "si"})
     result = run(load_config(data=base))
     assert result.status == "finished" and result.programs_compiled == 1
+
+
+def test_the_guard_keeps_a_frozen_members_state_and_takes_the_others_new_state():
+    import jax
+    import jax.numpy as jnp
+
+    from plasticine_jax.runner.program import guard_update
+
+    class S(NamedTuple):
+        w: jax.Array
+        steps: jax.Array
+        buf: jax.Array
+
+    def update(s, i):  # member 1 (the negative buffer) turns NaN at update 2
+        w = jnp.where((i == 2) & (s.buf < 0), jnp.nan, s.w + 1.0)
+        return S(w, s.steps + 1, s.buf + 10), {"loss": w.sum(), "other": s.w.sum()}
+
+    guarded = jax.jit(guard_update(update, lambda s: s.w, ["loss"], unguarded="buf"))
+    s = S(jnp.array([[1.0, 2.0], [-1.0, 0.0]]), jnp.zeros(2, jnp.int32), jnp.array([0.0, -100.0]))
+    at = jnp.zeros(2, jnp.int32)
+    history = []
+    for i in range(4):
+        s, at, out = guarded(s, at, jnp.int32(i))
+        history.append(out)
+    # member 0: four updates; member 1: updates 0 and 1, then frozen at its state after them
+    np.testing.assert_array_equal(s.w, [[5.0, 6.0], [1.0, 2.0]])
+    np.testing.assert_array_equal(s.steps, [4, 2])
+    np.testing.assert_array_equal(s.buf, [40.0, -60.0])  # the unguarded field always advances
+    np.testing.assert_array_equal(at, [0, 3])  # 1-based update of the first non-finite value
+    assert [float(o["diverged"][1]) for o in history] == [0.0, 0.0, 1.0, 1.0]
+    assert np.isnan(history[3]["other"][1]) and history[3]["other"][0] == 9.0
+    assert history[1]["loss"][1] == 3.0  # healthy updates report their scalars
