@@ -244,3 +244,15 @@ def test_the_guard_keeps_a_frozen_members_state_and_takes_the_others_new_state()
     assert [float(o["diverged"][1]) for o in history] == [0.0, 0.0, 1.0, 1.0]
     assert np.isnan(history[3]["other"][1]) and history[3]["other"][0] == 9.0
     assert history[1]["loss"][1] == 3.0  # healthy updates report their scalars
+
+
+def test_a_checkpoint_cadence_writes_fewer_checkpoints_and_resumes_exactly(tmp_path):
+    # checkpoint_every far longer than the run: only the chunk the run stops after is saved
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1,
+                     "checkpoint_every": 3600})
+    full = run(load_config(data=base, overrides=["run.name=full"]))
+    part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=3)
+    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.msgpack"))
+    assert files == ["checkpoint-g0-u3.msgpack"]
+    _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
+    assert not list(full.run_dir.glob("checkpoint-*.msgpack"))  # finished: nothing to keep

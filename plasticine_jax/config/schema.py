@@ -378,7 +378,13 @@ class RunConfig:
     out_dir: str = _f("runs", help="parent folder of run directories")
     name: str | None = _f(None, help="run directory name; default <config name>-<time>")
     progress: bool = _f(True, help="show a progress bar")
-    checkpoint: bool = _f(True, help="write a resumable checkpoint after every chunk")
+    checkpoint: bool = _f(True, help="write resumable checkpoints (see checkpoint_every)")
+    checkpoint_every: float = _f(
+        0.0, range=(0, None),
+        help="seconds between checkpoints: one is written after the first chunk that ends "
+        "this long after the last; 0 = after every chunk. The chunk a run stops after (Ctrl-C, "
+        "end) is always checkpointed",
+    )
     report: bool = _f(
         True, help="write <run>/report (html, md, json) when the run finishes"
     )

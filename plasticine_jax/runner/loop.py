@@ -14,8 +14,12 @@ Ctrl-C (SIGINT) asks the loop to stop after the chunk in flight: the chunk's row
 checkpoint are written, and ``plasticine-jax run --resume <dir>`` continues to the same
 result as an uninterrupted run (so does a run killed outright: rows after the last
 checkpoint are dropped and recomputed). A second Ctrl-C aborts at once; what was written
-stays. envpool runs cannot be resumed (their pools live in the host process); ``--resume``
-refuses them and says why.
+stays. Checkpoints are written after every chunk, or with ``run.checkpoint_every`` seconds
+after the first chunk that ends that long after the last one (and always after the chunk a
+run stops after); a killed run resumes from the last one written. While chunk k's rows and
+checkpoint are written, chunk k+1 already runs (JAX's asynchronous dispatch). envpool runs
+cannot be resumed (their pools live in the host process); ``--resume`` refuses them and
+says why.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import yaml
 from flax import serialization
@@ -160,7 +165,7 @@ def run(
         progress.advance(total, float("nan"), 0.0)
     status, chunks_done, compiled = "finished", 0, 0
     write_ckpt = cfg.run.checkpoint and resumable(cfg)
-    t_start = time.perf_counter()
+    t_start = last_ckpt = time.perf_counter()
     try:
         with _StopFlag() as stop:
             for program in programs[start_group:]:
@@ -173,22 +178,38 @@ def run(
                     progress.advance(program.prefill_steps, float("nan"), 0.0)
                 diverged = int((np.asarray(states.diverged_at) > 0).sum())
                 progress.diverged(diverged, len(g.members))
-                for start, length in program.chunks(first):
-                    t0 = time.perf_counter()
-                    states, out = program.run_chunk(states, start, length)
+                # Chunk k+1 is dispatched before chunk k's rows are written (and before its
+                # checkpoint file is), so the host's work overlaps the device's. A checkpoint
+                # serialises the states first: dispatching donates them.
+                todo = program.chunks(first)
+                t0 = time.perf_counter()  # a chunk's seconds include its compile, if any
+                states, out = program.dispatch(states, *todo[0])
+                for k, (start, length) in enumerate(todo):
+                    out = jax.tree.map(np.asarray, out)  # waits for chunk k
                     seconds = time.perf_counter() - t0
                     end = start + length
+                    chunks_done += 1
+                    stopping = stop.requested or (
+                        stop_after_chunks is not None and chunks_done >= stop_after_chunks
+                    )
+                    done = end >= program.num_updates
+                    due = write_ckpt and (
+                        done or stopping
+                        or time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
+                    )
+                    data = serialization.to_bytes(states) if due and not done else b""
+                    if not stopping and k + 1 < len(todo):
+                        t0 = time.perf_counter()
+                        states, next_out = program.dispatch(states, *todo[k + 1])
                     rows = chunk_rows(
                         g.index, g.members, start, program.steps_per_update, out,
                         program.prefill_steps,
                     )  # fmt: skip
                     for sink in sinks:
                         sink.write(rows, step_offset=int(offsets[g.index]))
-                    if write_ckpt:
-                        done = end >= program.num_updates
-                        data = b"" if done else serialization.to_bytes(states)
+                    if due:
                         write_checkpoint(run_dir, g.index, end, done, data)
-                    chunks_done += 1
+                        last_ckpt = time.perf_counter()
                     steps = length * program.steps_per_update
                     sps = steps * len(g.members) / max(seconds, 1e-9)
                     ret = out["episode_return"]
@@ -197,12 +218,12 @@ def run(
                     progress.advance(steps, ret, sps)
                     if on_chunk is not None:
                         on_chunk({"group": g.index, "update": end, "seconds": seconds})
-                    if stop.requested or (
-                        stop_after_chunks is not None and chunks_done >= stop_after_chunks
-                    ):
+                    if stopping:
                         if end < program.num_updates or g.index < len(programs) - 1:
                             status = "interrupted"
                         break
+                    if k + 1 < len(todo):
+                        out = next_out
                 compiled += program.compiles
                 if status == "interrupted":
                     break

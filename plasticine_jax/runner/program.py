@@ -187,13 +187,21 @@ class Program:
 
         return jax.lax.scan(body, states, jnp.arange(length, dtype=jnp.int32))
 
+    def dispatch(
+        self, states: ProgramState, start: int, length: int | None = None
+    ) -> tuple[ProgramState, dict[str, jax.Array]]:
+        """Starts advancing every member by ``length`` (default ``chunk``) updates and returns
+        at once (JAX's asynchronous dispatch): the new states and the ``[length, M]`` metrics
+        are device arrays still being computed. ``states`` is donated."""
+        length = self.chunk if length is None else length
+        return self._run_chunk(states, jnp.int32(start), length)
+
     def run_chunk(
         self, states: ProgramState, start: int, length: int | None = None
     ) -> tuple[ProgramState, dict[str, np.ndarray]]:
         """Advances every member by ``length`` (default ``chunk``) updates; metrics come back
-        ``[length, M]``."""
-        length = self.chunk if length is None else length
-        states, out = self._run_chunk(states, jnp.int32(start), length)
+        ``[length, M]`` as numpy arrays (waits for the chunk)."""
+        states, out = self.dispatch(states, start, length)
         return states, jax.tree.map(np.asarray, out)
 
 
