@@ -234,7 +234,7 @@ def test_every_continuous_env_traces_with_the_agent(agent, backend, env_file, ex
     states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
     new, out = jax.eval_shape(lambda s: prog._chunk(s, jnp.int32(0), 2), states)
     assert jax.tree.structure(new) == jax.tree.structure(states)
-    assert out["critic_loss"].shape == (2, 1)
+    assert out["critic_loss"].shape == (prog.chunk, 1)  # the [chunk, M] buffer
     buf = states.members.buffer
     assert buf.obs.dtype == jnp.float32 and buf.action.dtype == jnp.float32
     assert "stable_rank/actor" in out and "stable_rank/critic" in out

@@ -39,17 +39,67 @@ def _same_rows(a, b, keys=COMPARED):
 
 
 def test_chunk_that_does_not_divide_the_run(tmp_path):
-    # 4 updates in chunks of 3: one chunk of 3, a last chunk of 1 (a second compile)
+    # 4 updates in chunks of 3: one chunk of 3, a last chunk of 1, from the same compile
     base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 3, "num_seeds": 1})
-    full = run(load_config(data=base, overrides=["run.name=full"]))
-    assert full.status == "finished" and full.programs_compiled == 2
+    ends = []
+    full = run(load_config(data=base, overrides=["run.name=full"]),
+               on_chunk=lambda info: ends.append(info["update"]))
+    assert full.status == "finished" and full.programs_compiled == 1
+    assert ends == [3, 4]
     assert [int(r["update"]) for r in _rows(full.run_dir)] == [1, 2, 3, 4]
-    assert any("last chunk has 1 updates" in n for n in full.notes)
     summary = json.loads((full.run_dir / "summary.json").read_text())
-    assert summary["notes"] == full.notes
+    assert summary["notes"] == full.notes == []
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=1)
     assert part.status == "interrupted" and len(_rows(part.run_dir)) == 3
     _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
+
+
+def test_chunk_sizer_fixed_and_by_time():
+    from plasticine_jax.runner.program import ChunkSizer
+
+    fixed = ChunkSizer(3, None)
+    assert [fixed.next(r) for r in (10, 7, 4, 1)] == [3, 3, 3, 1]
+    timed = ChunkSizer(100, 2.0)
+    assert timed.next(1000) == 1  # its time includes the compile: not used
+    assert timed.next(999, 1, 30.0) == 2
+    # 2 updates in 0.1 s: 0.05 s each, 2 s wants 40, but at most 8 x 2 = 16
+    assert timed.next(997, 2, 0.1) == 16
+    assert timed.next(981, 16, 0.4) == 80  # 0.025 s each: 80 (under 8 x 16)
+    assert timed.next(901, 80, 0.1) == 100  # the cap
+    assert timed.next(50, 100, 0.1) == 50  # what remains
+    assert timed.next(10, 50, 500.0) == 1  # slower than the target: one update a chunk
+    assert ChunkSizer(100, 2.0).next(0) == 1 and ChunkSizer(5, None).next(2) == 2
+
+
+def test_chunks_sized_by_time_share_one_compile_and_resume_exactly(tmp_path):
+    # chunk_updates 0: chunks of 1, 2, then sized from the measured seconds (ChunkSizer)
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 0, "num_seeds": 1,
+                     "total_timesteps": 4 * 16 * 24, "chunk_seconds": 0.05})
+    infos = []
+    timed = run(load_config(data=base, overrides=["run.name=timed"]), on_chunk=infos.append)
+    assert timed.status == "finished" and timed.programs_compiled == 1
+    ends = [i["update"] for i in infos]
+    lengths = np.diff([0, *ends]).tolist()
+    assert ends[-1] == 24 and lengths[:2] == [1, 2]
+    replay = _replayed(lengths, [i["seconds"] for i in infos], cap=24, target=0.05)
+    assert lengths == replay, "the loop did not size its chunks from their measured seconds"
+    fixed = run(load_config(data=base, overrides=["run.name=fixed", "run.chunk_updates=24"]))
+    _same_rows(_rows(fixed.run_dir), _rows(timed.run_dir))
+    part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=2)
+    assert len(_rows(part.run_dir)) == 3  # chunks of 1 and 2
+    _same_rows(_rows(timed.run_dir), _rows(run(resume=part.run_dir).run_dir))
+
+
+def _replayed(lengths, seconds, cap, target):
+    """The lengths a fresh ChunkSizer gives from the recorded (length, seconds) pairs."""
+    from plasticine_jax.runner.program import ChunkSizer
+
+    sizer, out, done = ChunkSizer(cap, target), [], 0
+    for k in range(len(lengths)):
+        prev = (lengths[k - 1], seconds[k - 1]) if k else (0, 0.0)
+        out.append(sizer.next(24 - done, *prev))
+        done += out[-1]
+    return out
 
 
 NAN_METHOD = [{"name": "tests.user_methods:nan_at", "options": {"chain": "after"}}]
@@ -82,7 +132,8 @@ def test_a_diverging_member_is_frozen_flagged_and_left_out(tmp_path):
 
 
 def test_a_corrupted_checkpoint_falls_back_to_the_previous(tmp_path):
-    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1})
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1,
+                     "checkpoint_every": 0})  # a checkpoint every chunk
     full = run(load_config(data=base, overrides=["run.name=full"]))
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=3)
     files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.msgpack"))
@@ -95,7 +146,8 @@ def test_a_corrupted_checkpoint_falls_back_to_the_previous(tmp_path):
 
 
 def test_no_intact_checkpoint_is_a_clear_error_and_keeps_the_rows(tmp_path):
-    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1})
+    base = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "num_seeds": 1,
+                     "checkpoint_every": 0})
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=2)
     before = (part.run_dir / "metrics.csv").read_text()
     for p in part.run_dir.glob("checkpoint-*.msgpack"):
@@ -108,7 +160,7 @@ def test_no_intact_checkpoint_is_a_clear_error_and_keeps_the_rows(tmp_path):
 @pytest.mark.timeout(600)
 def test_kill_9_mid_run_then_resume_equals_uninterrupted(tmp_path):
     cfg = tiny(run={"out_dir": str(tmp_path), "chunk_updates": 1, "name": "killed",
-                    "total_timesteps": 4 * 16 * 40})
+                    "total_timesteps": 4 * 16 * 40, "checkpoint_every": 0})
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen(

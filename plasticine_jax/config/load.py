@@ -374,20 +374,22 @@ def num_updates(cfg: ExperimentConfig) -> int:
     return (cfg.run.total_timesteps - prefill_steps(cfg)) // steps_per_update(cfg)
 
 
-def chunk_updates(cfg: ExperimentConfig) -> int:
-    """Updates per compiled chunk: the configured value (at most the run's updates), or
-    automatically the largest divisor of the run's updates up to 50, so that every chunk has
-    the same length. A configured value need not divide the run: the last chunk is then
-    shorter and compiles once more (``last_chunk``)."""
+# A chunk sized by time (run.chunk_updates = 0) has at most this many updates, and its
+# metrics buffer at most AUTO_CHUNK_ROWS (update, member) rows: 64 MiB at 64 float32 scalars.
+AUTO_CHUNK_MAX = 1024
+AUTO_CHUNK_ROWS = 1 << 18
+
+
+def chunk_updates(cfg: ExperimentConfig, members: int = 1) -> int:
+    """The most updates one chunk of a program of ``members`` members runs: the configured
+    ``run.chunk_updates`` (at most the run's updates), or, when that is 0 and chunks are
+    sized by time (``run.chunk_seconds``), ``AUTO_CHUNK_MAX`` updates or ``AUTO_CHUNK_ROWS``
+    rows of metrics, whichever is fewer. A chunk length need not divide the run: the last
+    chunk is shorter, and the same compiled program runs it."""
     n = num_updates(cfg)
     if cfg.run.chunk_updates:
         return min(cfg.run.chunk_updates, n)
-    return max(d for d in range(1, min(n, 50) + 1) if n % d == 0)
-
-
-def last_chunk(cfg: ExperimentConfig) -> int:
-    """Length of a shorter last chunk, or 0 when every chunk has ``chunk_updates`` updates."""
-    return num_updates(cfg) % chunk_updates(cfg)
+    return max(1, min(n, AUTO_CHUNK_MAX, AUTO_CHUNK_ROWS // max(members, 1)))
 
 
 def validate(cfg: ExperimentConfig) -> None:

@@ -374,16 +374,25 @@ class RunConfig:
         1, range=(1, 100_000), help="seeds per hyperparameter setting (members of one program)"
     )
     seed: int = _f(0, range=(0, None), help="seed s of a member uses PRNGKey(seed + s)")
-    chunk_updates: int = _f(0, range=(0, None), help="updates per compiled chunk; 0 = auto")
+    chunk_updates: int = _f(
+        0, range=(0, None),
+        help="updates per chunk (the host writes rows and checkpoints between chunks); "
+        "0 = sized by time, see chunk_seconds",
+    )
+    chunk_seconds: float = _f(
+        2.0, range=(0.01, None),
+        help="with chunk_updates 0: the wall seconds a chunk aims at, measured on the "
+        "chunks before it (the first has 1 update, the second 2)",
+    )
     out_dir: str = _f("runs", help="parent folder of run directories")
     name: str | None = _f(None, help="run directory name; default <config name>-<time>")
     progress: bool = _f(True, help="show a progress bar")
     checkpoint: bool = _f(True, help="write resumable checkpoints (see checkpoint_every)")
     checkpoint_every: float = _f(
-        0.0, range=(0, None),
+        60.0, range=(0, None),
         help="seconds between checkpoints: one is written after the first chunk that ends "
         "this long after the last; 0 = after every chunk. The chunk a run stops after (Ctrl-C, "
-        "end) is always checkpointed",
+        "end) is always checkpointed; a killed run resumes from the last one written",
     )
     report: bool = _f(
         True, help="write <run>/report (html, md, json) when the run finishes"

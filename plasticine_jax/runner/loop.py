@@ -14,10 +14,12 @@ Ctrl-C (SIGINT) asks the loop to stop after the chunk in flight: the chunk's row
 checkpoint are written, and ``plasticine-jax run --resume <dir>`` continues to the same
 result as an uninterrupted run (so does a run killed outright: rows after the last
 checkpoint are dropped and recomputed). A second Ctrl-C aborts at once; what was written
-stays. Checkpoints are written after every chunk, or with ``run.checkpoint_every`` seconds
-after the first chunk that ends that long after the last one (and always after the chunk a
-run stops after); a killed run resumes from the last one written. While chunk k's rows and
-checkpoint are written, chunk k+1 already runs (JAX's asynchronous dispatch). envpool runs
+stays. A checkpoint is written after the first chunk that ends ``run.checkpoint_every``
+seconds (default 60; 0 = every chunk) after the last one, and always after the chunk a run
+stops after; a killed run resumes from the last one written. Chunks have
+``run.chunk_updates`` updates, or when that is 0 are sized to ``run.chunk_seconds`` of wall
+time each (``program.ChunkSizer``); one compiled program runs every length. While chunk k's
+rows and checkpoint are written, chunk k+1 already runs (JAX's asynchronous dispatch). envpool runs
 cannot be resumed (their pools live in the host process); ``--resume`` refuses them and
 says why.
 """
@@ -34,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import yaml
 from flax import serialization
@@ -122,6 +123,7 @@ def run(
     Returns:
       The run directory, final status, number of compiled programs and summary rows.
     """
+    t_call, first_chunk_s = time.perf_counter(), None
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.yaml").is_file():
@@ -181,14 +183,17 @@ def run(
                 # Chunk k+1 is dispatched before chunk k's rows are written (and before its
                 # checkpoint file is), so the host's work overlaps the device's. A checkpoint
                 # serialises the states first: dispatching donates them.
-                todo = program.chunks(first)
+                sizer = program.sizer()
+                start, length = first, sizer.next(program.num_updates - first)
                 t0 = time.perf_counter()  # a chunk's seconds include its compile, if any
-                states, out = program.dispatch(states, *todo[0])
-                for k, (start, length) in enumerate(todo):
-                    out = jax.tree.map(np.asarray, out)  # waits for chunk k
+                states, out = program.dispatch(states, start, length)
+                while True:
+                    out = {k: np.asarray(v)[:length] for k, v in out.items()}  # waits
                     seconds = time.perf_counter() - t0
                     end = start + length
                     chunks_done += 1
+                    if first_chunk_s is None:
+                        first_chunk_s = time.perf_counter() - t_call
                     stopping = stop.requested or (
                         stop_after_chunks is not None and chunks_done >= stop_after_chunks
                     )
@@ -198,9 +203,10 @@ def run(
                         or time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
                     )
                     data = serialization.to_bytes(states) if due and not done else b""
-                    if not stopping and k + 1 < len(todo):
+                    if not stopping and not done:
+                        next_length = sizer.next(program.num_updates - end, length, seconds)
                         t0 = time.perf_counter()
-                        states, next_out = program.dispatch(states, *todo[k + 1])
+                        states, next_out = program.dispatch(states, end, next_length)
                     rows = chunk_rows(
                         g.index, g.members, start, program.steps_per_update, out,
                         program.prefill_steps,
@@ -222,8 +228,9 @@ def run(
                         if end < program.num_updates or g.index < len(programs) - 1:
                             status = "interrupted"
                         break
-                    if k + 1 < len(todo):
-                        out = next_out
+                    if done:
+                        break
+                    start, length, out = end, next_length, next_out
                 compiled += program.compiles
                 if status == "interrupted":
                     break
@@ -242,6 +249,7 @@ def run(
         "compile_groups": len(groups),
         "members": members,
         "wall_seconds": time.perf_counter() - t_start,
+        "seconds_to_first_chunk": first_chunk_s,  # from run(): plan, build, compile, chunk 1
         "notes": program_notes(programs),
         "diverged": diverged_members(summary),
         "summary": summary,
@@ -312,16 +320,9 @@ def build_programs(groups: list[CompileGroup]) -> list[Program]:
 
 
 def program_notes(programs: list[Program]) -> list[str]:
-    """What the summary should say about how the programs ran: a shorter last chunk (one
-    more compile), member sharding turned off."""
+    """What the summary should say about how the programs ran: member sharding turned off."""
     notes = []
     for p in programs:
-        n, c = p.num_updates, p.chunk
-        if n % c:
-            notes.append(
-                f"group {p.group.index}: {n} updates in chunks of {c}; the last chunk has "
-                f"{n % c} updates and compiled once more"
-            )
         if p.sharding_note and p.sharding is None:
             notes.append(f"group {p.group.index}: {p.sharding_note}")
     return notes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -111,12 +110,13 @@ def guard_update(update, trained_params, loss_keys, unguarded: str | None = None
 class Program:
     """The compiled program of one group: every member advances in lock-step.
 
-    ``run_chunk(states, start, length)`` is ``lax.scan`` over ``length`` updates whose body
-    is the guarded agent update of every member (``guard_update``: the agent's update vmapped
-    over the member axis, with the update index unbatched).
-    Every chunk has ``chunk`` updates except, when ``chunk`` does not divide the run, a
-    shorter last one (one more compile). Member states are sharded over all local devices
-    when the member count divides evenly; ``sharding_note`` says why not otherwise.
+    ``run_chunk(states, start, length)`` runs ``length`` updates in one compiled loop whose
+    body is the guarded agent update of every member (``guard_update``: the agent's update
+    vmapped over the member axis, with the update index unbatched). ``length`` is a runtime
+    argument up to ``chunk`` (the metrics buffer's static length), so one compile serves
+    every chunk length: a shorter last chunk, and chunks sized by time (``ChunkSizer``).
+    Member states are sharded over all local devices when the member count divides
+    evenly; ``sharding_note`` says why not otherwise.
     """
 
     def __init__(self, group: CompileGroup):
@@ -135,7 +135,9 @@ class Program:
         self.group = group
         self.agent = make_agent(cfg, env, group.methods, eval_env)
         self.num_updates = self.agent.num_updates
-        self.chunk = chunk_updates(cfg)
+        self.chunk = chunk_updates(cfg, len(group.members))
+        self.sized_by_time = not cfg.run.chunk_updates
+        self.chunk_seconds = cfg.run.chunk_seconds
         self.steps_per_update = self.agent.steps_per_update
         self.prefill_steps = self.agent.prefill_steps
         self.sharding, self.sharding_note = member_sharding(len(group.members), jax.devices())
@@ -143,7 +145,8 @@ class Program:
             self.agent.update, self.agent.trained_params, self.agent.loss_keys,
             self.agent.unguarded,
         )
-        self._run_chunk = jax.jit(self._chunk, static_argnums=2, donate_argnums=0)
+        self._out: dict[str, jax.ShapeDtypeStruct] | None = None
+        self._run_chunk = jax.jit(self._chunk, donate_argnums=0)
         self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
 
     @property
@@ -151,18 +154,23 @@ class Program:
         """Programs compiled for ``run_chunk`` so far (one per distinct chunk length)."""
         return self._run_chunk._cache_size()
 
-    def chunks(self, first: int = 0) -> list[tuple[int, int]]:
-        """``(start, length)`` of every chunk from update ``first`` to the end."""
-        return [
-            (s, min(self.chunk, self.num_updates - s))
-            for s in range(first, self.num_updates, self.chunk)
-        ]
+    def sizer(self) -> ChunkSizer:
+        """The lengths of this group's chunks: ``run.chunk_updates`` each, or sized by
+        time (``run.chunk_seconds``) when that is 0."""
+        return ChunkSizer(self.chunk, self.chunk_seconds if self.sized_by_time else None)
 
     def metric_names(self) -> list[str]:
         """Names of the per-update scalars, found by tracing only (nothing compiled)."""
-        states = jax.eval_shape(self.init_fn, self._keys(), self.group.hp)
-        _, out = jax.eval_shape(functools.partial(self._chunk, length=1), states, jnp.int32(0))
-        return sorted(out)
+        return sorted(self._out_struct())
+
+    def _out_struct(self) -> dict[str, jax.ShapeDtypeStruct]:
+        """Shape and dtype of one update's scalars over the members (tracing only, once)."""
+        if self._out is None:
+            states = jax.eval_shape(self.init_fn, self._keys(), self.group.hp)
+            _, _, self._out = jax.eval_shape(
+                self._guarded, states.members, states.diverged_at, jnp.int32(0)
+            )
+        return self._out
 
     def _keys(self) -> jax.Array:
         return jnp.stack([jax.random.PRNGKey(m.seed) for m in self.group.members])
@@ -179,30 +187,87 @@ class Program:
         return self.init_fn(keys, hp)
 
     def _chunk(
-        self, states: ProgramState, start: jax.Array, length: int
+        self, states: ProgramState, start: jax.Array, length: jax.Array
     ) -> tuple[ProgramState, dict[str, Any]]:
-        def body(carry, i):
-            members, diverged_at, out = self._guarded(carry.members, carry.diverged_at, start + i)
-            return ProgramState(members, diverged_at), out
+        # A loop with a runtime trip count, writing each update's scalars into row i of a
+        # [chunk, M] buffer: what lax.scan does for a static length, without a compile per
+        # length. Rows from ``length`` on stay zero; the host drops them.
+        def body(i, carry):
+            s, buf = carry
+            members, diverged_at, out = self._guarded(s.members, s.diverged_at, start + i)
+            buf = {
+                k: jax.lax.dynamic_update_index_in_dim(buf[k], out[k], i, 0) for k in buf
+            }
+            return ProgramState(members, diverged_at), buf
 
-        return jax.lax.scan(body, states, jnp.arange(length, dtype=jnp.int32))
+        buf = {
+            k: jnp.zeros((self.chunk, *v.shape), v.dtype) for k, v in self._out_struct().items()
+        }
+        return jax.lax.fori_loop(0, length, body, (states, buf))
+
+    def _length(self, length: int | None) -> int:
+        length = self.chunk if length is None else int(length)
+        if not 1 <= length <= self.chunk:
+            raise ValueError(f"a chunk has 1 to {self.chunk} updates here, not {length}")
+        return length
 
     def dispatch(
         self, states: ProgramState, start: int, length: int | None = None
     ) -> tuple[ProgramState, dict[str, jax.Array]]:
         """Starts advancing every member by ``length`` (default ``chunk``) updates and returns
-        at once (JAX's asynchronous dispatch): the new states and the ``[length, M]`` metrics
-        are device arrays still being computed. ``states`` is donated."""
-        length = self.chunk if length is None else length
-        return self._run_chunk(states, jnp.int32(start), length)
+        at once (JAX's asynchronous dispatch): the new states and the ``[chunk, M]`` metrics
+        buffers are device arrays still being computed; rows ``length`` on are padding.
+        ``states`` is donated."""
+        length = self._length(length)
+        return self._run_chunk(states, jnp.int32(start), jnp.int32(length))
 
     def run_chunk(
         self, states: ProgramState, start: int, length: int | None = None
     ) -> tuple[ProgramState, dict[str, np.ndarray]]:
         """Advances every member by ``length`` (default ``chunk``) updates; metrics come back
-        ``[length, M]`` as numpy arrays (waits for the chunk)."""
-        states, out = self.dispatch(states, start, length)
-        return states, jax.tree.map(np.asarray, out)
+        ``[length, M]`` as numpy arrays (waits for the chunk). A ``length`` over ``chunk``
+        runs as consecutive chunks of at most ``chunk`` (same compile, same values)."""
+        length = self.chunk if length is None else int(length)
+        if length < 1:
+            raise ValueError(f"a chunk has at least 1 update, not {length}")
+        pieces = []
+        for a in range(start, start + length, self.chunk):
+            n = min(self.chunk, start + length - a)
+            states, out = self.dispatch(states, a, n)
+            pieces.append({k: np.asarray(v)[:n] for k, v in out.items()})
+        return states, {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+
+
+class ChunkSizer:
+    """The length of each next chunk of a group.
+
+    With ``target_seconds`` None every chunk has ``cap`` updates (``run.chunk_updates``),
+    the last one what remains. Otherwise chunks are sized by time: the first has 1 update
+    (its time includes the compile), the second 2, and each later one
+    ``floor(target_seconds / seconds_per_update)`` of the chunk before it, at most 8 times
+    the one before (an estimate from a short chunk can be low: a metrics or eval update may
+    not have fallen in it) and at most ``cap``. Chunk lengths never change results: one
+    compiled loop serves every length.
+    """
+
+    GROWTH = 8
+
+    def __init__(self, cap: int, target_seconds: float | None):
+        self.cap, self.target = cap, target_seconds
+        self._count = 0
+
+    def next(self, remaining: int, last_length: int = 0, last_seconds: float = 0.0) -> int:
+        """Length of the next chunk, given the updates left and the length and wall
+        seconds of the chunk before it (ignored for the first two chunks)."""
+        self._count += 1
+        if self.target is None:
+            want = self.cap
+        elif self._count <= 2:
+            want = self._count
+        else:
+            per_update = max(last_seconds, 1e-9) / max(last_length, 1)
+            want = min(int(self.target / per_update), self.GROWTH * last_length)
+        return max(1, min(want, self.cap, remaining))
 
 
 def member_sharding(num_members: int, devices: list[Any]) -> tuple[NamedSharding | None, str]:
