@@ -308,3 +308,34 @@ def test_a_checkpoint_cadence_writes_fewer_checkpoints_and_resumes_exactly(tmp_p
     assert files == ["checkpoint-g0-u3.msgpack"]
     _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
     assert not list(full.run_dir.glob("checkpoint-*.msgpack"))  # finished: nothing to keep
+
+
+def test_the_update_is_traced_once_for_the_metric_names_and_the_chunk(monkeypatch):
+    # The chunk loop reuses the trace that found the metrics buffer's shapes (the guarded
+    # update is jitted), instead of tracing the agent's update a second time (seconds each).
+    import jax
+    import jax.numpy as jnp
+
+    from plasticine_jax.runner import program as program_module
+    from plasticine_jax.runner.plan import plan
+
+    traces = []
+    real = program_module.make_agent
+
+    def counting_agent(*args, **kw):
+        agent = real(*args, **kw)
+        update = agent.update
+
+        def counted(state, i):
+            traces.append(i)
+            return update(state, i)
+
+        agent.update = counted
+        return agent
+
+    monkeypatch.setattr(program_module, "make_agent", counting_agent)
+    prog = program_module.Program(plan(load_config(data=tiny()))[0])
+    assert "pg_loss" in prog.metric_names() and len(traces) == 1
+    states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
+    prog._run_chunk.lower(states, jnp.int32(0), jnp.int32(1))
+    assert len(traces) == 1

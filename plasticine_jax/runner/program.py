@@ -141,10 +141,12 @@ class Program:
         self.steps_per_update = self.agent.steps_per_update
         self.prefill_steps = self.agent.prefill_steps
         self.sharding, self.sharding_note = member_sharding(len(group.members), jax.devices())
-        self._guarded = guard_update(
+        # jitted so that its trace (made once for the metrics buffer, _out_struct) is reused
+        # by the chunk loop instead of tracing the update a second time
+        self._guarded = jax.jit(guard_update(
             self.agent.update, self.agent.trained_params, self.agent.loss_keys,
             self.agent.unguarded,
-        )
+        ))
         self._out: dict[str, jax.ShapeDtypeStruct] | None = None
         self._run_chunk = jax.jit(self._chunk, donate_argnums=0)
         self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
