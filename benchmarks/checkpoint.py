@@ -1,5 +1,7 @@
-"""Checkpoint writers side by side: ours (flax msgpack + SHA-256, atomic write, fsync) against
-Orbax (``orbax.checkpoint.StandardCheckpointer``, asynchronous), on a replay agent's state.
+"""Checkpoint writers side by side, on a replay agent's state: ours (``runner/checkpoint.py``:
+host copies of the leaves, then a header and the raw leaves streamed to disk with their
+SHA-256, atomic write, fsync), the flax msgpack payload ours wrote before (same file handling),
+and Orbax (``orbax.checkpoint.StandardCheckpointer``, asynchronous).
 
 A replay buffer makes the state large, so the case is DQN on Breakout-MinAtar
 (``configs/dqn_minatar_breakout.yaml``) with ``--buffer`` transitions a member and
@@ -7,10 +9,11 @@ A replay buffer makes the state large, so the case is DQN on Breakout-MinAtar
 ``--repeats`` times:
 
 * ``blocking_s``: the time the run loop's thread is held before it can dispatch the next
-  chunk. Ours: ``flax.serialization.to_bytes`` of the states (the device-to-host copy and
-  the msgpack encoding; the file write then overlaps the next chunk, see runner/loop.py), so
-  ``blocking_s`` counts only that part; Orbax: ``save`` returning (it copies to host, then
-  writes in a background thread).
+  chunk (which donates the states). Ours: ``encode`` (host copies; the file write then
+  overlaps the next chunk, see runner/loop.py); msgpack: ``flax.serialization.to_bytes``;
+  Orbax: ``save`` returning. Orbax then reads the arrays in a background thread, which the
+  loop's donation would not allow: in the loop it would need a copy or a wait first, so its
+  ``blocking_s`` here is a lower bound.
 * ``total_s``: until the checkpoint is durable on disk (ours: encoding + SHA-256 + atomic
   write with fsync; Orbax: ``wait_until_finished``).
 * ``restore_s``: reading it back into the states' structure, checked equal leaf by leaf.
@@ -35,7 +38,7 @@ import numpy as np
 from flax import serialization
 
 from plasticine_jax.config import load_config
-from plasticine_jax.runner.checkpoint import read_checkpoint, write_checkpoint
+from plasticine_jax.runner.checkpoint import decode, encode, read_checkpoint, write_checkpoint
 from plasticine_jax.runner.plan import plan
 from plasticine_jax.runner.program import Program
 
@@ -56,14 +59,14 @@ def nbytes(tree) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def ours(states, run_dir: Path, k: int) -> dict[str, float]:
+def ours(states, run_dir: Path, k: int, msgpack: bool = False) -> dict[str, float]:
     t0 = time.perf_counter()
-    data = serialization.to_bytes(states)
+    data = serialization.to_bytes(states) if msgpack else encode(states)
     t1 = time.perf_counter()
     write_checkpoint(run_dir, 0, k + 1, False, data)
     t2 = time.perf_counter()
     _, _, saved = read_checkpoint(run_dir)
-    back = serialization.from_bytes(states, saved)
+    back = decode(states, saved)
     t3 = time.perf_counter()
     _check_equal(states, back)
     return {"blocking_s": t1 - t0, "total_s": t2 - t0, "restore_s": t3 - t2}
@@ -102,21 +105,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     states = states_of(args.seeds, args.buffer)
     size = nbytes(states)
-    times: dict[str, list[dict[str, float]]] = {"ours": [], "orbax": []}
+    times: dict[str, list[dict[str, float]]] = {"ours": [], "msgpack": [], "orbax": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "run").mkdir()
         for k in range(args.repeats):
-            times["ours"].append(ours(states, root / "run", k))
+            times["ours"].append(ours(states, root / "run", 2 * k))
+            times["msgpack"].append(ours(states, root / "run", 2 * k + 1, msgpack=True))
             times["orbax"].append(orbax(states, root, k))
     med = {
         w: {key: statistics.median(t[key] for t in ts) for key in ts[0]}
         for w, ts in times.items()
     }
     print(f"state: {args.seeds} members x {args.buffer} transitions = {size / 2**20:.0f} MiB")
-    print(f"{'writer':6} {'blocking s':>10} {'total s':>8} {'restore s':>9}")
+    print(f"{'writer':7} {'blocking s':>10} {'total s':>8} {'restore s':>9}")
     for w, m in med.items():
-        print(f"{w:6} {m['blocking_s']:10.3f} {m['total_s']:8.3f} {m['restore_s']:9.3f}")
+        print(f"{w:7} {m['blocking_s']:10.3f} {m['total_s']:8.3f} {m['restore_s']:9.3f}")
     out = {"seeds": args.seeds, "buffer": args.buffer, "state_bytes": size,
            "median": med, "runs": times}  # fmt: skip
     if args.json:

@@ -136,9 +136,9 @@ def test_a_corrupted_checkpoint_falls_back_to_the_previous(tmp_path):
                      "checkpoint_every": 0})  # a checkpoint every chunk
     full = run(load_config(data=base, overrides=["run.name=full"]))
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=3)
-    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.msgpack"))
-    assert files == ["checkpoint-g0-u2.msgpack", "checkpoint-g0-u3.msgpack"]  # the last two
-    newest = part.run_dir / "checkpoint-g0-u3.msgpack"
+    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.ckpt"))
+    assert files == ["checkpoint-g0-u2.ckpt", "checkpoint-g0-u3.ckpt"]  # the last two
+    newest = part.run_dir / "checkpoint-g0-u3.ckpt"
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0xFF
     newest.write_bytes(bytes(data))
@@ -150,7 +150,7 @@ def test_no_intact_checkpoint_is_a_clear_error_and_keeps_the_rows(tmp_path):
                      "checkpoint_every": 0})
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=2)
     before = (part.run_dir / "metrics.csv").read_text()
-    for p in part.run_dir.glob("checkpoint-*.msgpack"):
+    for p in part.run_dir.glob("checkpoint-*.ckpt"):
         p.write_bytes(p.read_bytes()[:-7])  # truncated
     with pytest.raises(CheckpointError, match="truncated"):
         run(resume=part.run_dir)
@@ -304,10 +304,10 @@ def test_a_checkpoint_cadence_writes_fewer_checkpoints_and_resumes_exactly(tmp_p
                      "checkpoint_every": 3600})
     full = run(load_config(data=base, overrides=["run.name=full"]))
     part = run(load_config(data=base, overrides=["run.name=part"]), stop_after_chunks=3)
-    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.msgpack"))
-    assert files == ["checkpoint-g0-u3.msgpack"]
+    files = sorted(p.name for p in part.run_dir.glob("checkpoint-*.ckpt"))
+    assert files == ["checkpoint-g0-u3.ckpt"]
     _same_rows(_rows(full.run_dir), _rows(run(resume=part.run_dir).run_dir))
-    assert not list(full.run_dir.glob("checkpoint-*.msgpack"))  # finished: nothing to keep
+    assert not list(full.run_dir.glob("checkpoint-*.ckpt"))  # finished: nothing to keep
 
 
 def test_the_update_is_traced_once_for_the_metric_names_and_the_chunk(monkeypatch):

@@ -6,7 +6,7 @@ Run directory layout::
       config.yaml      the resolved config (re-loadable: ``plasticine-jax run config.yaml``)
       plan.json        members: group, setting, seed and swept values
       metrics.csv      one row per (member, update), appended after every chunk
-      checkpoint.json  the last two checkpoints, checkpoint-g<group>-u<update>.msgpack,
+      checkpoint.json  the last two checkpoints, checkpoint-g<group>-u<update>.ckpt,
                        with their SHA-256 (runner/checkpoint.py)
       summary.json     final table, programs compiled, status (finished | interrupted)
 
@@ -38,12 +38,17 @@ from typing import Any
 
 import numpy as np
 import yaml
-from flax import serialization
 
 from plasticine_jax.config.load import ConfigError, load_config, to_dict
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.registry import MissingExtraError
-from plasticine_jax.runner.checkpoint import read_checkpoint, write_checkpoint
+from plasticine_jax.runner.checkpoint import (
+    POINTER,
+    decode,
+    encode,
+    read_checkpoint,
+    write_checkpoint,
+)
 from plasticine_jax.runner.plan import CompileGroup, plan
 from plasticine_jax.runner.program import Program
 from plasticine_jax.runner.sinks import (
@@ -175,7 +180,7 @@ def run(
                 states = program.init()
                 first = start_update if g.index == start_group else 0
                 if first:
-                    states = serialization.from_bytes(states, saved)
+                    states = decode(states, saved, f"{run_dir}/{POINTER}'s newest")
                 elif program.prefill_steps:  # init took them (a replay agent's prefill)
                     progress.advance(program.prefill_steps, float("nan"), 0.0)
                 diverged = int((np.asarray(states.diverged_at) > 0).sum())
@@ -202,7 +207,7 @@ def run(
                         done or stopping
                         or time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
                     )
-                    data = serialization.to_bytes(states) if due and not done else b""
+                    data = encode(states) if due and not done else b""  # host copies
                     if not stopping and not done:
                         next_length = sizer.next(program.num_updates - end, length, seconds)
                         t0 = time.perf_counter()
