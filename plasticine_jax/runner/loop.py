@@ -34,7 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import yaml
 from flax import serialization
@@ -42,6 +41,7 @@ from flax import serialization
 from plasticine_jax.config.load import ConfigError, load_config, to_dict
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.registry import MissingExtraError
+from plasticine_jax.runner import distributed
 from plasticine_jax.runner.checkpoint import read_checkpoint, write_checkpoint
 from plasticine_jax.runner.plan import CompileGroup, plan
 from plasticine_jax.runner.program import Program
@@ -131,29 +131,32 @@ def run(
             raise ConfigError(_NOT_RESUMABLE.format(run_dir=run_dir))
     elif cfg is None:
         raise ValueError("run() needs a config or a run directory to resume")
+    distributed.check_config(cfg)
     groups = plan(cfg)  # validates every grid point before anything compiles
     programs = build_programs(groups)
     columns = _columns(cfg, programs)
+    writer = distributed.is_writer()  # the other processes of a multi-process run write nothing
     if resume is None:
-        run_dir = make_run_dir(cfg)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        (run_dir / "plan.json").write_text(json.dumps(_plan_json(groups), indent=1))
+        run_dir = Path(distributed.on_writer(lambda: str(make_run_dir(cfg))))  # one name
+        if writer:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            (run_dir / "plan.json").write_text(json.dumps(_plan_json(groups), indent=1))
     start_group, start_update, saved = read_checkpoint(run_dir)
-    if resume is not None:
+    if resume is not None and writer:
         truncate_csv(
             run_dir / "metrics.csv",
             lambda r: int(r["group"]) < start_group
             or (int(r["group"]) == start_group and int(r["update"]) <= start_update),
         )
-    sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)]
-    if cfg.wandb.mode != "disabled":
+    sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)] if writer else []
+    if cfg.wandb.mode != "disabled" and writer:
         sinks.append(WandbSink(cfg, run_dir, to_dict(cfg), resume=resume is not None))
     offsets = np.cumsum(
         [0] + [p.prefill_steps + p.num_updates * p.steps_per_update for p in programs]
     )
     total = int(offsets[-1])
     members = sum(len(g.members) for g in groups)
-    progress = Progress(total, members, cfg.run.progress)
+    progress = Progress(total, members, cfg.run.progress and writer)
     if start_group < len(programs):
         progress.advance(
             int(offsets[start_group])
@@ -173,10 +176,11 @@ def run(
                 states = program.init()
                 first = start_update if g.index == start_group else 0
                 if first:
-                    states = serialization.from_bytes(states, saved)
+                    restored = serialization.from_bytes(states, saved)  # numpy arrays
+                    states = distributed.to_global(restored, program.sharding)
                 elif program.prefill_steps:  # init took them (a replay agent's prefill)
                     progress.advance(program.prefill_steps, float("nan"), 0.0)
-                diverged = int((np.asarray(states.diverged_at) > 0).sum())
+                diverged = int((distributed.to_host(states.diverged_at) > 0).sum())
                 progress.diverged(diverged, len(g.members))
                 # Chunk k+1 is dispatched before chunk k's rows are written (and before its
                 # checkpoint file is), so the host's work overlaps the device's. A checkpoint
@@ -185,7 +189,7 @@ def run(
                 t0 = time.perf_counter()  # a chunk's seconds include its compile, if any
                 states, out = program.dispatch(states, *todo[0])
                 for k, (start, length) in enumerate(todo):
-                    out = jax.tree.map(np.asarray, out)  # waits for chunk k
+                    out = distributed.to_host(out)  # waits for chunk k
                     seconds = time.perf_counter() - t0
                     end = start + length
                     chunks_done += 1
@@ -193,11 +197,12 @@ def run(
                         stop_after_chunks is not None and chunks_done >= stop_after_chunks
                     )
                     done = end >= program.num_updates
-                    due = write_ckpt and (
-                        done or stopping
-                        or time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
-                    )
-                    data = serialization.to_bytes(states) if due and not done else b""
+                    late = time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
+                    stopping, late = distributed.agree(stopping, late)  # all processes alike
+                    due = write_ckpt and (done or stopping or late)
+                    data = b""
+                    if due and not done:
+                        data = serialization.to_bytes(distributed.to_host(states))
                     if not stopping and k + 1 < len(todo):
                         t0 = time.perf_counter()
                         states, next_out = program.dispatch(states, *todo[k + 1])
@@ -208,7 +213,8 @@ def run(
                     for sink in sinks:
                         sink.write(rows, step_offset=int(offsets[g.index]))
                     if due:
-                        write_checkpoint(run_dir, g.index, end, done, data)
+                        if writer:
+                            write_checkpoint(run_dir, g.index, end, done, data)
                         last_ckpt = time.perf_counter()
                     steps = length * program.steps_per_update
                     sps = steps * len(g.members) / max(seconds, 1e-9)
@@ -234,7 +240,7 @@ def run(
                 sink.close(run_dir / "metrics.csv")
             else:
                 sink.close()
-    summary = summarize(run_dir / "metrics.csv", groups)
+    summary = summarize(run_dir / "metrics.csv", groups) if writer else []
     info = {
         "status": status,
         "resumable": resumable(cfg),
@@ -246,8 +252,9 @@ def run(
         "diverged": diverged_members(summary),
         "summary": summary,
     }
-    (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
-    if status == "finished" and cfg.run.report:
+    if writer:
+        (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
+    if status == "finished" and cfg.run.report and writer:
         write_run_report(run_dir, cfg)
     return RunResult(run_dir, status, compiled, summary, info["notes"], resumable(cfg))
 

@@ -13,6 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from plasticine_jax.agents import make_agent
 from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
+from plasticine_jax.runner import distributed
 from plasticine_jax.runner.cache import enable_compile_cache
 from plasticine_jax.runner.plan import CompileGroup
 
@@ -175,7 +176,7 @@ class Program:
         hp = self.group.hp
         keys = self._keys()
         if self.sharding is not None:
-            keys, hp = jax.device_put((keys, hp), self.sharding)
+            keys, hp = distributed.to_global((keys, hp), self.sharding)
         return self.init_fn(keys, hp)
 
     def _chunk(
@@ -215,6 +216,7 @@ def member_sharding(num_members: int, devices: list[Any]) -> tuple[NamedSharding
     if len(devices) < 2:
         return None, ""
     if num_members % len(devices):
+        distributed.check_divides(num_members, len(devices))  # an error over many processes
         return None, (
             f"not sharded: {num_members} members do not divide over {len(devices)} devices; "
             f"all run on {devices[0]} (use a member count that is a multiple of "
