@@ -57,8 +57,9 @@ loop.run(resume=part.run_dir)
 json.dump({"fresh": fresh, "resumed": seen, "status": part.status}, open(out, "w"))
 """
 
-# One process of a multi-process run stopped after its first chunk (as Ctrl-C would); it
-# takes the arguments of ``plasticine-jax run``.
+# One process of a multi-process run; it takes the arguments of ``plasticine-jax run``.
+# Process 1 alone asks to stop after the first chunk, as a Ctrl-C on it would (its stop
+# flag and ``stop_after_chunks`` are one decision): process 0 must stop there too.
 STOP_AFTER_ONE = """
 import sys
 from plasticine_jax.cli import build_parser
@@ -68,7 +69,8 @@ from plasticine_jax.runner.loop import run
 
 args = build_parser().parse_args(["run", *sys.argv[1:]])
 distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-result = run(load_config(args.config, args.overrides), stop_after_chunks=1)
+stop = 1 if args.process_id == 1 else None
+result = run(load_config(args.config, args.overrides), stop_after_chunks=stop)
 print("status:", result.status, result.run_dir)
 """
 
@@ -168,7 +170,7 @@ def test_flags_that_are_incomplete_or_out_of_range_are_clear_errors(config, caps
     assert not (config.parent / "runs").exists()
 
 
-def test_a_member_count_that_does_not_divide_every_processs_devices_is_an_error(
+def test_uneven_members_or_a_taken_run_directory_stop_every_process_with_the_error(
     config, monkeypatch
 ):
     # over two processes of two devices each: 6 members cannot split over 4 devices
@@ -178,6 +180,14 @@ def test_a_member_count_that_does_not_divide_every_processs_devices_is_an_error(
         assert "6 members do not divide over the 4 devices of 2 processes" in out, out[-3000:]
         assert "multiple of 4" in out and "run.num_seeds=8" in out
     assert not (config.parent / "runs" / "uneven").exists()
+    # process 0 alone makes the run directory; its refusal reaches process 1 too
+    taken = config.parent / "runs" / "taken"
+    taken.mkdir(parents=True)
+    (taken / "metrics.csv").write_text("kept\n")
+    for rc, out in _processes(_cli(str(config), "run.name=taken")):
+        assert rc == 2, out[-3000:]
+        assert f"run directory {taken} already exists and is not empty" in out, out[-3000:]
+    assert [p.name for p in taken.iterdir()] == ["metrics.csv"]
     # one process keeps its fallback (all members on one device, with a note) ...
     assert member_sharding(3, ["d0", "d1"])[0] is None
     # ... and envpool, whose pools live in each host process, is refused over several
@@ -209,7 +219,7 @@ def test_two_processes_write_one_run_with_the_rows_of_one_process(config, refere
 def test_a_stopped_two_process_run_resumes_to_the_uninterrupted_rows(config, reference):
     runs = config.parent / "runs"
     rc_out = _processes([sys.executable, "-c", STOP_AFTER_ONE, str(config), "run.name=part2"])
-    for rc, out in rc_out:
+    for rc, out in rc_out:  # both stopped after the chunk process 1 stopped after
         assert rc == 0 and "status: interrupted" in out, out[-3000:]
     part = runs / "part2"
     assert len(_rows(part)) == 2 * 4  # the first chunk: 2 updates of 4 members

@@ -13,7 +13,8 @@ runs SPMD. What the host loop needs on top of that is here:
   checkpoint's states) -> a global array on the member sharding.
 - ``to_host``: device outputs the host reads (metrics, states for a checkpoint) -> numpy,
   gathered from every process (``multihost_utils.process_allgather``) when they are not all
-  addressable here.
+  addressable here (so every process holds a checkpoint's states in host memory while it
+  is written).
 - ``is_writer``: process 0 alone writes the run directory; the others run the same programs
   in the same order and write nothing.
 - ``on_writer``: runs a step on process 0 only (making the run directory) and hands its
@@ -21,18 +22,21 @@ runs SPMD. What the host loop needs on top of that is here:
 - ``agree``: any-of over processes of the loop's per-chunk decisions (stop, checkpoint now),
   so no process leaves a collective the others wait in.
 
-Supported: every backend whose environments live on the device (gymnax, brax, craftax,
-...), new runs and ``--resume`` (the run directory and config on a filesystem every process
-sees), Ctrl-C on any one process (all stop after the same chunk), ``stop_after_chunks``.
+Supported: new runs and ``--resume`` (the run directory and config on a filesystem every
+process sees), Ctrl-C on any one process (all stop after the same chunk),
+``stop_after_chunks``, any backend whose environments live on the device. Tested over two
+processes on CPU with gymnax CartPole PPO (``tests/test_distributed.py``); other agents and
+on-device backends take the same code path, untested over processes.
 Not supported: a member count that is not a multiple of the global device count (an
 error: one device cannot hold every member when they live on several hosts); envpool (its
-pools live in each host process); a second Ctrl-C, a killed process or an exception on
-one process (the others then wait in a collective until JAX's coordination service times
-out: stop them too, and ``--resume`` from the last checkpoint); W&B logging from more than
-process 0 (only process 0 logs).
-Without the flags nothing is initialised here: one process, as before (an environment that
-``jax.distributed.initialize`` reads by itself, such as a Slurm or Cloud TPU job, can call
-it before ``runner.loop.run``).
+pools live in each host process; an error); a second Ctrl-C, a killed process or an
+exception on one process (the others then wait in a collective until JAX's coordination
+service times out: stop them too, and ``--resume`` from the last checkpoint); W&B logging
+from processes other than 0 (only process 0 logs).
+Without the flags the CLI initialises nothing: one process, as before. Python code in an
+environment that ``jax.distributed.initialize()`` configures by itself (Slurm, Cloud TPU)
+can call that, after ``jax.config.update("jax_cpu_collectives_implementation", "gloo")`` on
+CPU, before ``runner.loop.run``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ after the first chunk that ends that long after the last one (and always after t
 run stops after); a killed run resumes from the last one written. While chunk k's rows and
 checkpoint are written, chunk k+1 already runs (JAX's asynchronous dispatch). envpool runs
 cannot be resumed (their pools live in the host process); ``--resume`` refuses them and
-says why.
+says why. Over several processes (``runner/distributed.py``) every process runs this loop in
+lock-step and process 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def run(
       on_chunk: called with progress info after every chunk (tests, notebooks).
 
     Returns:
-      The run directory, final status, number of compiled programs and summary rows.
+      The run directory, final status, number of compiled programs and summary rows (none
+      on the processes other than 0 of a multi-process run, which write nothing).
     """
     if resume is not None:
         run_dir = Path(resume)

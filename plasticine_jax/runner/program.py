@@ -116,8 +116,9 @@ class Program:
     is the guarded agent update of every member (``guard_update``: the agent's update vmapped
     over the member axis, with the update index unbatched).
     Every chunk has ``chunk`` updates except, when ``chunk`` does not divide the run, a
-    shorter last one (one more compile). Member states are sharded over all local devices
-    when the member count divides evenly; ``sharding_note`` says why not otherwise.
+    shorter last one (one more compile). Member states are sharded over all devices (of every
+    process, in a multi-process run: runner/distributed.py) when the member count divides
+    evenly; ``sharding_note`` says why not otherwise (an error over several processes).
     """
 
     def __init__(self, group: CompileGroup):
