@@ -209,7 +209,8 @@ def test_two_processes_write_one_run_with_the_rows_of_one_process(config, refere
     run_dir = written[0]
     assert f"run directory {run_dir}" in rc_out[0][1]
     assert f"process 1: finished; process 0 wrote {run_dir}" in rc_out[1][1]
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["programs_compiled"] == 1
     # the same programs over the same 4 devices, split over two processes: every value is
     # the same float32 bits (compared as the CSV's text)
     rows, expected = _rows(run_dir), _rows(runs / "one")
@@ -230,7 +231,7 @@ def test_a_stopped_two_process_run_resumes_to_the_uninterrupted_rows(config, ref
     assert _rows(part) == _rows(runs / "one")
 
 
-def test_a_resumed_run_puts_its_states_back_on_the_member_sharding(config, reference):
+def test_fresh_and_resumed_states_are_on_the_member_sharding_and_compile_once(config, reference):
     # one process of 4 devices: a resumed run continues on the 4 devices, not on one
     assert reference["status"] == "interrupted"
     fresh, resumed = reference["fresh"], reference["resumed"]
@@ -242,4 +243,7 @@ def test_a_resumed_run_puts_its_states_back_on_the_member_sharding(config, refer
     assert leaves == fresh[1]["leaves"]
     runs = config.parent / "runs"
     assert json.loads((runs / "part" / "summary.json").read_text())["programs_compiled"] == 1
+    # init's states are on it too: a sharded run compiles its chunk once, not twice
+    assert fresh[0]["leaves"] == fresh[1]["leaves"]
+    assert json.loads((runs / "one" / "summary.json").read_text())["programs_compiled"] == 1
     assert _rows(runs / "part") == _rows(runs / "one")

@@ -146,7 +146,10 @@ class Program:
             self.agent.unguarded,
         )
         self._run_chunk = jax.jit(self._chunk, static_argnums=2, donate_argnums=0)
-        self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
+        init = lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp))  # noqa: E731
+        # init's states on the member sharding, as every chunk returns them: the first chunk
+        # is then the same program as the others (else a sharded run compiled it twice)
+        self._init = jax.jit(init, **({"out_shardings": self.sharding} if self.sharding else {}))
 
     @property
     def compiles(self) -> int:
@@ -178,6 +181,8 @@ class Program:
         keys = self._keys()
         if self.sharding is not None:
             keys, hp = distributed.to_global((keys, hp), self.sharding)
+            zeros = distributed.to_global(np.zeros(keys.shape[0], np.int32), self.sharding)
+            return self.init_fn(keys, hp)._replace(diverged_at=zeros)
         return self.init_fn(keys, hp)
 
     def _chunk(
