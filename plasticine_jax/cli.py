@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from plasticine_jax.config import ConfigError, load_config
+    from plasticine_jax.runner import distributed
     from plasticine_jax.runner.loop import run
     from plasticine_jax.runner.summary import format_table
 
     try:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
         if args.resume:
             if args.config or args.overrides:
                 raise ConfigError(
@@ -28,6 +30,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    if not distributed.is_writer():
+        print(f"process {args.process_id}: {result.status}; process 0 wrote {result.run_dir}")
+        return 0
     print(format_table(result.summary))
     for note in result.notes:
         print(f"note: {note}")
@@ -77,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", nargs="?", help="experiment YAML (configs/*.yaml)")
     r.add_argument("overrides", nargs="*", help="dotted key=value, e.g. agent.hp.lr=3e-4")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    mp = r.add_argument_group(
+        "many processes", "one run over N processes (hosts), each started with the same "
+        "config, overrides and --coordinator; process 0 writes the run directory"
+    )
+    mp.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    mp.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    mp.add_argument("--process-id", type=int, metavar="I", help="this process: 0 to N-1")
     r.set_defaults(fn=_cmd_run)
     ls = sub.add_parser("list", help="environments, agents, methods and metrics")
     ls.set_defaults(fn=_cmd_list)

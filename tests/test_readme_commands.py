@@ -15,8 +15,10 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,8 @@ def _kind(argv: list[str]) -> str:
     if argv[0] not in PROGRAMS:
         return "unknown"
     args = argv[1:]
+    if "--coordinator" in args:  # one line per process: process 0's launches them all
+        return "many processes" if args[args.index("--process-id") + 1] == "0" else "not run"
     if args in (["list"], ["doctor"]):
         return args[0]
     if len(args) == 3 and args[:2] == ["run", "--resume"]:
@@ -116,7 +120,8 @@ def _finished_runs(out_dir: Path) -> list[dict]:
 def test_the_readme_shows_each_kind_of_command():
     """Guards the parser: were it to find nothing, nothing would run."""
     kinds = {_kind(argv) for argv in readme_commands()}
-    assert {"run", "resume", "report", "list", "own method", "not run"} <= kinds, kinds
+    expected = {"run", "resume", "report", "list", "own method", "not run", "many processes"}
+    assert expected <= kinds, kinds
     assert "my_methods" in readme_files()
 
 
@@ -157,6 +162,8 @@ def test_readme_command_runs(argv, tmp_path, monkeypatch, capsys):
         _run_resume(args, tmp_path, monkeypatch, capsys)
     elif kind == "report":
         _run_report(args, tmp_path, monkeypatch, capsys)
+    elif kind == "many processes":
+        _run_many_processes(argv, tmp_path)
     else:
         _run_own_method(argv, tmp_path)
 
@@ -175,6 +182,49 @@ def _run_resume(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(args) == 0, capsys.readouterr()
     assert "finished:" in capsys.readouterr().out
     assert json.loads((tmp_path / run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def _run_many_processes(argv: list[str], tmp_path: Path) -> None:
+    """``run ... --coordinator A --num-processes N --process-id 0``: the README's N lines with
+    that coordinator started together, shrunk as ``run`` (N members: one CPU device each),
+    with ``A`` made ``127.0.0.1:<a free port>``; one run directory, finished."""
+
+    def flag(a: list[str], name: str) -> str:
+        return a[a.index(name) + 1]
+
+    lines = [
+        a for a in readme_commands()
+        if "--coordinator" in a and flag(a, "--coordinator") == flag(argv, "--coordinator")
+    ]
+    n = int(flag(argv, "--num-processes"))
+    assert sorted(int(flag(a, "--process-id")) for a in lines) == list(range(n)), lines
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out_dir = tmp_path / "runs"
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = " ".join(
+        f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f
+    )
+    procs = []
+    for a in lines:
+        k = next(i for i, x in enumerate(a) if x.startswith("--"))
+        args, flags = a[1:k], a[k:]
+        flags[flags.index("--coordinator") + 1] = f"127.0.0.1:{port}"
+        shrink = [*_tiny(args[1], args[2:], out_dir), f"run.num_seeds={n}", "run.report=false"]
+        log = tempfile.TemporaryFile("w+")  # not a pipe: a full pipe would stall the others
+        cmd = [sys.executable, "-m", "plasticine_jax.cli", *args, *shrink, *flags]
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log), log))
+    try:
+        codes = [p.wait(300) for p, _ in procs]
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                p.kill()
+    for code, (_, log) in zip(codes, procs, strict=True):
+        log.seek(0)
+        assert code == 0, log.read()[-3000:]
+    assert [s["status"] for s in _finished_runs(out_dir)] == ["finished"]
 
 
 def _run_report(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:

@@ -21,7 +21,8 @@ stops after; a killed run resumes from the last one written. Chunks have
 time each (``program.ChunkSizer``); one compiled program runs every length. While chunk k's
 rows and checkpoint are written, chunk k+1 already runs (JAX's asynchronous dispatch). envpool runs
 cannot be resumed (their pools live in the host process); ``--resume`` refuses them and
-says why.
+says why. Over several processes (``runner/distributed.py``) every process runs this loop in
+lock-step and process 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import yaml
 from plasticine_jax.config.load import ConfigError, load_config, to_dict
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.registry import MissingExtraError
+from plasticine_jax.runner import distributed
 from plasticine_jax.runner.checkpoint import (
     POINTER,
     decode,
@@ -126,7 +128,8 @@ def run(
       on_chunk: called with progress info after every chunk (tests, notebooks).
 
     Returns:
-      The run directory, final status, number of compiled programs and summary rows.
+      The run directory, final status, number of compiled programs and summary rows (none
+      on the processes other than 0 of a multi-process run, which write nothing).
     """
     t_call, first_chunk_s = time.perf_counter(), None
     if resume is not None:
@@ -138,29 +141,32 @@ def run(
             raise ConfigError(_NOT_RESUMABLE.format(run_dir=run_dir))
     elif cfg is None:
         raise ValueError("run() needs a config or a run directory to resume")
+    distributed.check_config(cfg)
     groups = plan(cfg)  # validates every grid point before anything compiles
     programs = build_programs(groups)
     columns = _columns(cfg, programs)
+    writer = distributed.is_writer()  # the other processes of a multi-process run write nothing
     if resume is None:
-        run_dir = make_run_dir(cfg)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        (run_dir / "plan.json").write_text(json.dumps(_plan_json(groups), indent=1))
+        run_dir = Path(distributed.on_writer(lambda: str(make_run_dir(cfg))))  # one name
+        if writer:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            (run_dir / "plan.json").write_text(json.dumps(_plan_json(groups), indent=1))
     start_group, start_update, saved = read_checkpoint(run_dir)
-    if resume is not None:
+    if resume is not None and writer:
         truncate_csv(
             run_dir / "metrics.csv",
             lambda r: int(r["group"]) < start_group
             or (int(r["group"]) == start_group and int(r["update"]) <= start_update),
         )
-    sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)]
-    if cfg.wandb.mode != "disabled":
+    sinks: list[Any] = [CSVSink(run_dir / "metrics.csv", columns)] if writer else []
+    if cfg.wandb.mode != "disabled" and writer:
         sinks.append(WandbSink(cfg, run_dir, to_dict(cfg), resume=resume is not None))
     offsets = np.cumsum(
         [0] + [p.prefill_steps + p.num_updates * p.steps_per_update for p in programs]
     )
     total = int(offsets[-1])
     members = sum(len(g.members) for g in groups)
-    progress = Progress(total, members, cfg.run.progress)
+    progress = Progress(total, members, cfg.run.progress and writer)
     if start_group < len(programs):
         progress.advance(
             int(offsets[start_group])
@@ -180,10 +186,11 @@ def run(
                 states = program.init()
                 first = start_update if g.index == start_group else 0
                 if first:
-                    states = decode(states, saved, f"{run_dir}/{POINTER}'s newest")
+                    restored = decode(states, saved, f"{run_dir}/{POINTER}'s newest")  # numpy
+                    states = distributed.to_global(restored, program.sharding)
                 elif program.prefill_steps:  # init took them (a replay agent's prefill)
                     progress.advance(program.prefill_steps, float("nan"), 0.0)
-                diverged = int((np.asarray(states.diverged_at) > 0).sum())
+                diverged = int((distributed.to_host(states.diverged_at) > 0).sum())
                 progress.diverged(diverged, len(g.members))
                 # Chunk k+1 is dispatched before chunk k's rows are written (and before its
                 # checkpoint file is), so the host's work overlaps the device's. A checkpoint
@@ -193,7 +200,7 @@ def run(
                 t0 = time.perf_counter()  # a chunk's seconds include its compile, if any
                 states, out = program.dispatch(states, start, length)
                 while True:
-                    out = {k: np.asarray(v)[:length] for k, v in out.items()}  # waits
+                    out = {k: v[:length] for k, v in distributed.to_host(out).items()}  # waits
                     seconds = time.perf_counter() - t0
                     end = start + length
                     chunks_done += 1
@@ -203,13 +210,17 @@ def run(
                         stop_after_chunks is not None and chunks_done >= stop_after_chunks
                     )
                     done = end >= program.num_updates
-                    due = write_ckpt and (
-                        done or stopping
-                        or time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
-                    )
-                    data = encode(states) if due and not done else b""  # host copies
+                    late = time.perf_counter() - last_ckpt >= cfg.run.checkpoint_every
+                    stopping, late = distributed.agree(stopping, late)  # all processes alike
+                    due = write_ckpt and (done or stopping or late)
+                    data = b""
+                    if due and not done:
+                        data = encode(distributed.to_host(states))  # host copies
                     if not stopping and not done:
-                        next_length = sizer.next(program.num_updates - end, length, seconds)
+                        # process 0's length on every process: each dispatches the same chunk
+                        next_length = distributed.same(
+                            sizer.next(program.num_updates - end, length, seconds)
+                        )
                         t0 = time.perf_counter()
                         states, next_out = program.dispatch(states, end, next_length)
                     rows = chunk_rows(
@@ -219,7 +230,8 @@ def run(
                     for sink in sinks:
                         sink.write(rows, step_offset=int(offsets[g.index]))
                     if due:
-                        write_checkpoint(run_dir, g.index, end, done, data)
+                        if writer:
+                            write_checkpoint(run_dir, g.index, end, done, data)
                         last_ckpt = time.perf_counter()
                     steps = length * program.steps_per_update
                     sps = steps * len(g.members) / max(seconds, 1e-9)
@@ -246,7 +258,7 @@ def run(
                 sink.close(run_dir / "metrics.csv")
             else:
                 sink.close()
-    summary = summarize(run_dir / "metrics.csv", groups)
+    summary = summarize(run_dir / "metrics.csv", groups) if writer else []
     info = {
         "status": status,
         "resumable": resumable(cfg),
@@ -259,8 +271,9 @@ def run(
         "diverged": diverged_members(summary),
         "summary": summary,
     }
-    (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
-    if status == "finished" and cfg.run.report:
+    if writer:
+        (run_dir / "summary.json").write_text(json.dumps(info, indent=1, default=float))
+    if status == "finished" and cfg.run.report and writer:
         write_run_report(run_dir, cfg)
     return RunResult(run_dir, status, compiled, summary, info["notes"], resumable(cfg))
 

@@ -12,6 +12,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from plasticine_jax.agents import make_agent
 from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
+from plasticine_jax.runner import distributed
 from plasticine_jax.runner.cache import enable_compile_cache
 from plasticine_jax.runner.plan import CompileGroup
 
@@ -115,8 +116,9 @@ class Program:
     vmapped over the member axis, with the update index unbatched). ``length`` is a runtime
     argument up to ``chunk`` (the metrics buffer's static length), so one compile serves
     every chunk length: a shorter last chunk, and chunks sized by time (``ChunkSizer``).
-    Member states are sharded over all local devices when the member count divides
-    evenly; ``sharding_note`` says why not otherwise.
+    Member states are sharded over all devices (of every process, in a multi-process run:
+    runner/distributed.py) when the member count divides evenly; ``sharding_note`` says why
+    not otherwise (an error over several processes).
     """
 
     def __init__(self, group: CompileGroup):
@@ -149,7 +151,10 @@ class Program:
         ))
         self._out: dict[str, jax.ShapeDtypeStruct] | None = None
         self._run_chunk = jax.jit(self._chunk, donate_argnums=0)
-        self._init = jax.jit(lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp)))
+        init = lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp))  # noqa: E731
+        # init's states on the member sharding, as every chunk returns them: the first chunk
+        # is then the same program as the others (else a sharded run compiled it twice)
+        self._init = jax.jit(init, **({"out_shardings": self.sharding} if self.sharding else {}))
 
     @property
     def compiles(self) -> int:
@@ -185,7 +190,9 @@ class Program:
         hp = self.group.hp
         keys = self._keys()
         if self.sharding is not None:
-            keys, hp = jax.device_put((keys, hp), self.sharding)
+            keys, hp = distributed.to_global((keys, hp), self.sharding)
+            zeros = distributed.to_global(np.zeros(keys.shape[0], np.int32), self.sharding)
+            return self.init_fn(keys, hp)._replace(diverged_at=zeros)
         return self.init_fn(keys, hp)
 
     def _chunk(
@@ -282,6 +289,7 @@ def member_sharding(num_members: int, devices: list[Any]) -> tuple[NamedSharding
     if len(devices) < 2:
         return None, ""
     if num_members % len(devices):
+        distributed.check_divides(num_members, len(devices))  # an error over many processes
         return None, (
             f"not sharded: {num_members} members do not divide over {len(devices)} devices; "
             f"all run on {devices[0]} (use a member count that is a multiple of "
