@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     for seeds in args.seeds:
         ours, peer = [], []
+        split: dict[str, list[float]] = {
+            "ours_first_chunk_s": [], "peer_compile_s": [], "peer_run_s": []}
         for k in range(args.pairs):
             with tempfile.TemporaryDirectory() as out:
                 cmd = ours_cmd(args.env, seeds, steps, args.metrics_every, out,
@@ -114,13 +116,20 @@ def main(argv: list[str] | None = None) -> dict:
                 first = json.loads(summary.read_text())["seconds_to_first_chunk"]
             peer_s, stdout = timed(peer_cmd(args, args.env, seeds, steps), env)
             peer.append(peer_s)
+            result = json.loads(next(x for x in stdout.splitlines()
+                                     if x.startswith("RESULT "))[len("RESULT "):])  # fmt: skip
+            split["ours_first_chunk_s"].append(first)
+            split["peer_compile_s"].append(result["compile_s"])
+            split["peer_run_s"].append(result["steady_s"])
             print(f"{args.env} seeds {seeds} pair {k + 1}: ours {ours[-1]:.1f} s (first chunk "
-                  f"after {first:.1f} s), PureJaxRL {peer[-1]:.1f} s, ratio "
+                  f"after {first:.1f} s), PureJaxRL {peer[-1]:.1f} s (compile "
+                  f"{result['compile_s']:.1f} s, run {result['steady_s']:.1f} s), ratio "
                   f"{ours[-1] / peer[-1]:.3f}", flush=True)  # fmt: skip
         row = {"env": args.env, "seeds": seeds, "steps": steps,
                "metrics_every": args.metrics_every, "ours_s": ours, "peer_s": peer,
                "ratio": statistics.median(ours) / statistics.median(peer),
-               "pair_ratios": [a / b for a, b in zip(ours, peer, strict=True)]}  # fmt: skip
+               "pair_ratios": [a / b for a, b in zip(ours, peer, strict=True)],
+               **split}  # fmt: skip
         results.append(row)
     print(f"\n{'env':9} {'seeds':>5} {'ours s':>8} {'PureJaxRL s':>11} {'ratio':>6}  per pair")
     for r in results:
