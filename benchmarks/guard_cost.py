@@ -31,8 +31,9 @@ def bare(timed: Timed) -> Timed:
         new, out = update(state, i)
         return new, diverged_at, out
 
-    program._guarded = jax.vmap(unguarded, in_axes=(0, 0, None))
-    program._run_chunk = jax.jit(program._chunk, static_argnums=2, donate_argnums=0)
+    program._guarded = jax.jit(jax.vmap(unguarded, in_axes=(0, 0, None)))
+    program._out = None  # the metrics buffer's keys: the bare update's, without the guard's
+    program._run_chunk = jax.jit(program._chunk, donate_argnums=0)
     timed.compile_s = timed.chunk()
     return timed
 

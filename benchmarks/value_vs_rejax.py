@@ -87,8 +87,11 @@ def run_ours(algo: str, seeds: int) -> dict:
     """One run of ours in this process, chunk by chunk; the ``RESULT`` dict."""
     case = OURS[algo]
     last = num_updates(build_group(case, ["metrics.every=0"]).cfg)
+    # fixed chunks, the largest divisor of the run up to 50 updates (the loop's automatic
+    # length until time-sized chunks): the first chunk's extra time is the compile
+    chunk = max(d for d in range(1, min(last, 50) + 1) if last % d == 0)
     group = build_group(case, [
-        f"run.num_seeds={seeds}", "metrics.every=0",
+        f"run.num_seeds={seeds}", "metrics.every=0", f"run.chunk_updates={chunk}",
         f"eval={{every: {last}, num_envs: 128, epsilon: 0.005, max_steps: 500}}",
     ])  # fmt: skip
     program = Program(group)
@@ -108,7 +111,8 @@ def run_timed(program: Program) -> tuple[float, float, np.ndarray, list[float]]:
     _, init_1 = timed(program.init)
     states, init_2 = timed(program.init)
     times, evals = [], []
-    for start, length in program.chunks():
+    for start in range(0, program.num_updates, program.chunk):
+        length = min(program.chunk, program.num_updates - start)
         (states, out), t = timed(lambda s=states, a=start, n=length: program.run_chunk(s, a, n))
         times.append(t)
         evals.append(out["eval/episode_return"])
