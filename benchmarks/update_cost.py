@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Timed  # noqa: E402
 from guard_cost import bare  # noqa: E402
 from vs_purejaxrl import CONFIGS  # noqa: E402
 
@@ -53,15 +54,7 @@ class Variant:
         else:
             bare(self)  # swaps the guard out; compiles with one chunk
 
-    def chunk(self) -> float:
-        import jax
-
-        jax.block_until_ready(self.states)
-        t0 = time.perf_counter()
-        self.states, _ = self.program.run_chunk(self.states, self.start)
-        jax.block_until_ready(self.states)
-        self.start += self.program.chunk
-        return time.perf_counter() - t0
+    chunk = Timed.chunk  # the same timed chunk as every benchmark's (common.py)
 
 
 def update_mode(args) -> None:
