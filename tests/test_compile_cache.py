@@ -21,6 +21,10 @@ def _run(tmp_path: Path, name: str, cache: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
     env["PLASTICINE_JAX_CACHE_DIR"] = cache
+    # Store every program, however fast its compile: with the package's 1 s threshold a
+    # program that compiled in 0.9 s on the first run and 1.1 s on a loaded second run was
+    # written only by the second, and the equality below failed by timing, not by caching.
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     cmd = [sys.executable, "-m", "plasticine_jax.cli", "run", "configs/cartpole_ppo.yaml",
            *TINY, f"run.out_dir={tmp_path}", f"run.name={name}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
