@@ -432,6 +432,7 @@ def minibatch_epochs(
     epochs: int,
     num_minibatches: int,
     max_grad_norm: Array,
+    step_keys: bool = True,
 ) -> tuple[LearnerState, dict[str, Array]]:
     """``epochs`` passes over ``batch`` (every leaf ``[B, ...]``), each a fresh permutation
     split into ``num_minibatches`` minibatches, one optimizer step each (PPO, PQN).
@@ -439,13 +440,21 @@ def minibatch_epochs(
     ``loss(params, minibatch) -> (loss, aux)``. The optimizer receives the extra arguments
     methods may read (``key``, ``grad_fn``, ``max_grad_norm``). Returns the learner and the
     mean of every aux scalar plus ``grad_norm`` (before clipping).
+
+    ``step_keys`` (``compose.optimizer_reads_key``: a method wraps the optimizer): each
+    step splits the carried key and passes one half as ``key``. Without, ``key=None`` and
+    no split, which spares every minibatch step a PRNG call (on CPU a rolled threefry
+    loop); the key then advances by one split per epoch, PureJaxRL's ``_update_epoch``
+    chain, so the permutations drawn differ between the two settings.
     """
     size = next(iter(batch.values())).shape[0]
     mb_size = size // num_minibatches
 
     def step(carry, mb):
         learner, key = carry
-        key, k_tx = jax.random.split(key)
+        k_tx = None
+        if step_keys:
+            key, k_tx = jax.random.split(key)
         learner, aux = optimizer_step(learner, tx, lambda p: loss(p, mb), k_tx, max_grad_norm)
         return (learner, key), aux
 
@@ -460,6 +469,35 @@ def minibatch_epochs(
 
     (learner, _), aux = jax.lax.scan(epoch, (learner, key), None, epochs)
     return learner, jax.tree.map(jnp.mean, aux)
+
+
+def global_norm(tree: Any) -> Array:
+    """``optax.global_norm`` (the l2 norm of all leaves together) as one reduction over the
+    concatenated leaves: on CPU a reduction per leaf is a kernel per leaf (two, after XLA
+    splits it for precision), which in the small networks of RL is a visible share of a
+    gradient step. The same value up to the order of summation."""
+    leaves = [jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    return jnp.sqrt(jnp.sum(jnp.square(jnp.concatenate(leaves))))
+
+
+def clip_by_global_norm(max_norm: Array | float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` computed as one scalar scale: every update ``t``
+    becomes ``t * min(1, max_norm / ||g||)`` (``||g||`` the global norm of all updates),
+    unchanged when ``||g|| < max_norm``. optax divides every leaf, ``(t / ||g||) *
+    max_norm``: the same value up to rounding (about one ulp), but a float division per
+    leaf that XLA will not duplicate into the optimizer's fused update, so on CPU each leaf
+    costs an extra kernel. Same (empty) state as optax's, so checkpoints are unchanged.
+    """
+
+    def update_fn(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        return jax.tree.map(lambda t: t * scale.astype(t.dtype), updates), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
 def optimizer_step(
@@ -482,4 +520,4 @@ def optimizer_step(
     learner = learner._replace(params=params, opt_state=opt_state)
     if learner.last_grads is not None:
         learner = learner._replace(last_grads=grads)
-    return learner, {**aux, "grad_norm": optax.global_norm(grads)}
+    return learner, {**aux, "grad_norm": global_norm(grads)}

@@ -50,6 +50,7 @@ import optax
 from plasticine_jax.agents import replay as rb
 from plasticine_jax.agents.common import (
     ReplayAgent,
+    clip_by_global_norm,
     crossed,
     epsilon_greedy_choice,
     eval_key,
@@ -148,7 +149,7 @@ class DQN(ReplayAgent):
         adam = self.adam()
         opt = optax.inject_hyperparams(adam)(learning_rate=a["lr"], eps=a["adam_eps"])
         if self.cfg.agent.clip_grad_norm:
-            opt = optax.chain(optax.clip_by_global_norm(a["max_grad_norm"]), opt)
+            opt = optax.chain(clip_by_global_norm(a["max_grad_norm"]), opt)
         return compose.wrap_optimizer(opt, self.methods, hp["methods"])
 
     def _max_grad_norm(self, hp: HP) -> Array:

@@ -22,7 +22,13 @@ import jax.numpy as jnp
 import optax
 
 from plasticine_jax.agents import distributions as D
-from plasticine_jax.agents.common import Agent, eval_key, minibatch_epochs, probe_index
+from plasticine_jax.agents.common import (
+    Agent,
+    clip_by_global_norm,
+    eval_key,
+    minibatch_epochs,
+    probe_index,
+)
 from plasticine_jax.agents.returns import truncated_gae
 from plasticine_jax.config.schema import ExperimentConfig
 from plasticine_jax.envs.core import Environment
@@ -133,7 +139,7 @@ class PPO(Agent):
             lr = a["lr"]
         adam = self.adam()
         base = optax.chain(
-            optax.clip_by_global_norm(a["max_grad_norm"]),
+            clip_by_global_norm(a["max_grad_norm"]),
             optax.inject_hyperparams(adam)(learning_rate=lr, eps=a["adam_eps"]),
         )
         return compose.wrap_optimizer(base, self.methods, hp["methods"])
@@ -272,7 +278,7 @@ class PPO(Agent):
         return minibatch_epochs(
             learner, batch, self.optimizer(hp), lambda p, mb: self.loss(p, mb, hp,
             learner.init_params), key, c.update_epochs, c.num_minibatches,
-            hp["agent"]["max_grad_norm"],
+            hp["agent"]["max_grad_norm"], compose.optimizer_reads_key(self.methods),
         )  # fmt: skip
 
     def update(self, state: TrainState, update_step: Array) -> tuple[TrainState, dict[str, Array]]:

@@ -33,6 +33,7 @@ import optax
 
 from plasticine_jax.agents.common import (
     Agent,
+    clip_by_global_norm,
     epsilon_greedy_choice,
     eval_key,
     linear_schedule,
@@ -114,7 +115,7 @@ class PQN(Agent):
         else:
             base = optax.radam if c.optimizer == "radam" else optax.adam
         tx = optax.chain(
-            optax.clip_by_global_norm(a["max_grad_norm"]),
+            clip_by_global_norm(a["max_grad_norm"]),
             optax.inject_hyperparams(base)(learning_rate=lr, eps=a["adam_eps"]),
         )
         return compose.wrap_optimizer(tx, self.methods, hp["methods"])
@@ -200,6 +201,7 @@ class PQN(Agent):
             state.learner, batch, self.optimizer(hp),
             lambda p, mb: self.loss(p, mb, hp, state.learner.init_params), k_learn,
             c.update_epochs, c.num_minibatches, hp["agent"]["max_grad_norm"],
+            compose.optimizer_reads_key(self.methods),
         )  # fmt: skip
         probe_obs = batch["obs"][probe_index(self.cfg.metrics.probe_size, self.batch_size)]
         events = self.events(traj["task_id"], traj["task_switched"], update_step)
