@@ -243,3 +243,17 @@ def test_dmc_sequence_switches_task():
     traj = check_protocol(env, num_seeds=2, num_steps=5)
     np.testing.assert_array_equal(traj.info.task_id[0, :, 0], [0, 0, 1, 1, 2])
     assert traj.truncated[:, [1, 3]].all()
+
+
+def test_dmc_action_bounds_are_per_joint_where_joints_differ():
+    import envpool
+
+    quadruped = make_env("envpool", "QuadrupedWalk-v1", num_envs=2)
+    box = envpool.make_spec("QuadrupedWalk-v1").action_space
+    low, high = quadruped.spec.action_space.bounds()
+    np.testing.assert_array_equal(low, box.low.astype(np.float32))
+    np.testing.assert_array_equal(high, box.high.astype(np.float32))
+    hash(quadruped.spec)  # a static argument: per-dimension bounds are tuples
+    assert quadruped.interface == "callback" and quadruped.spec.obs_shape == (113,)
+    walker = make_env("envpool", "WalkerWalk-v1", num_envs=2).spec.action_space
+    assert (walker.low, walker.high) == (-1.0, 1.0)  # one box: plain floats, as before

@@ -126,8 +126,8 @@ class Agent:
     def env_action(self, action: Array) -> Array:
         """Continuous actions clipped to the action space's bounds; discrete unchanged."""
         if self.continuous:
-            space = self.env.spec.action_space
-            return jnp.clip(action, space.low, space.high)
+            low, high = self.env.spec.action_space.bounds()
+            return jnp.clip(action, low, high)
         return action
 
     # ------------------------------------------------------------------ per update
@@ -319,9 +319,8 @@ class ReplayAgent(Agent):
         """Uniformly random actions ``[N, ...]``: an action index, or a point of the box."""
         n, space = self.env.spec.num_envs, self.env.spec.action_space
         if self.continuous:
-            return jax.random.uniform(
-                key, (n, *space.shape), jnp.float32, space.low, space.high
-            )
+            low, high = space.bounds()
+            return jax.random.uniform(key, (n, *space.shape), jnp.float32, low, high)
         return jax.random.randint(key, (n,), 0, space.n)
 
     def explore(self, state: Any, obs: Array, key: Array, random: bool):

@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from plasticine_jax import metrics as pm
@@ -77,6 +78,11 @@ from plasticine_jax.networks.spec import spec_from_config
 
 Array = jax.Array
 HP = dict[str, Any]
+
+
+def _module_field(x: float | np.ndarray) -> float | tuple[float, ...]:
+    """A float, or an array as a tuple: flax module fields must stay hashable."""
+    return x if isinstance(x, float) else tuple(float(v) for v in np.reshape(x, -1))
 
 
 class OffPolicyState(NamedTuple):
@@ -128,8 +134,12 @@ class OffPolicyActorCritic(ReplayAgent):
         a = cfg.agent
         space = env.spec.action_space
         if self.continuous:
-            self.scale = float(space.high - space.low) / 2.0
-            self.bias = float(space.high + space.low) / 2.0
+            # Floats for one bound, else one per dimension of the actor's flat output.
+            low, high = space.bounds()
+            self.scale, self.bias = (
+                b if isinstance(b, float) else np.reshape(b, -1)
+                for b in ((high - low) / 2.0, (high + low) / 2.0)
+            )
             out = action_dim(space.shape)
         else:
             if self.actor_kind == "deterministic":
@@ -146,7 +156,9 @@ class OffPolicyActorCritic(ReplayAgent):
         }
         self.specs = {n: compose.edit_network(base, ms) for n, ms in self.methods_of.items()}
         kind = self.actor_kind if self.continuous else "categorical"
-        self.actor_net = Actor(self.specs["actor"], kind, out, self.scale, self.bias)
+        self.actor_net = Actor(
+            self.specs["actor"], kind, out, _module_field(self.scale), _module_field(self.bias)
+        )
         self.critic_net = Critic(self.specs["critic"], 1 if self.continuous else out)
         self.spec = self.specs["critic"]
         self.grad_steps = gradient_steps(cfg)

@@ -20,10 +20,12 @@ leave it out of their losses (PPO does) and episode statistics do not count it.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -35,11 +37,23 @@ class DiscreteActions(NamedTuple):
 
 
 class ContinuousActions(NamedTuple):
-    """A box of float32 actions of ``shape``, bounded elementwise by ``low``/``high``."""
+    """A box of float32 actions of ``shape``, bounded elementwise by ``low``/``high``: one
+    number for every dimension, or (where dimensions differ, as DMC's quadruped's joints do)
+    a tuple of one per dimension in row-major order, kept a tuple so the spec stays hashable."""
 
     shape: tuple[int, ...]
-    low: float
-    high: float
+    low: float | tuple[float, ...]
+    high: float | tuple[float, ...]
+
+    def bounds(self) -> tuple[Any, Any]:
+        """``(low, high)``: floats, or float32 arrays of ``shape`` for per-dimension bounds."""
+        if isinstance(self.low, float) and isinstance(self.high, float):
+            return self.low, self.high
+        return tuple(
+            np.broadcast_to(np.asarray(b, np.float32).reshape(-1), (math.prod(self.shape),))
+            .reshape(self.shape)
+            for b in (self.low, self.high)
+        )
 
 
 ActionSpace = DiscreteActions | ContinuousActions

@@ -109,10 +109,17 @@ def _to_obs(obs: Any, batch: int, xp: Any = np) -> Any:
 
 
 def _action_space(space: Any) -> DiscreteActions | ContinuousActions:
+    """Discrete, or a box bounded per dimension where its dimensions' bounds differ (DMC's
+    quadruped: [-1, 1], [-1, 1.1] and [-0.8, 0.8] by joint), else by one number."""
     if hasattr(space, "n"):
         return DiscreteActions(int(space.n))
-    low, high = float(np.min(space.low)), float(np.max(space.high))
-    return ContinuousActions(tuple(int(d) for d in space.shape), low, high)
+
+    def bound(b: Any) -> float | tuple[float, ...]:
+        flat = [float(x) for x in np.asarray(b, np.float32).reshape(-1)]
+        return flat[0] if len(set(flat)) == 1 else tuple(flat)
+
+    shape = tuple(int(d) for d in space.shape)
+    return ContinuousActions(shape, bound(space.low), bound(space.high))
 
 
 def _choose_interface(interface: str | None, tasks: Any, spec: Any, task_id: str) -> str:

@@ -27,7 +27,8 @@ def random_actions(env: Environment, key: jax.Array) -> jax.Array:
     if isinstance(space, DiscreteActions):
         return jax.random.randint(key, (n,), 0, space.n, jnp.int32)
     assert isinstance(space, ContinuousActions)
-    return jax.random.uniform(key, (n, *space.shape), jnp.float32, space.low, space.high)
+    low, high = space.bounds()
+    return jax.random.uniform(key, (n, *space.shape), jnp.float32, low, high)
 
 
 class Transition(NamedTuple):

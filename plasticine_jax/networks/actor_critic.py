@@ -71,8 +71,8 @@ class Actor(nn.Module):
     spec: NetworkSpec
     kind: str
     out: int
-    scale: float = 1.0
-    bias: float = 0.0
+    scale: float | tuple[float, ...] = 1.0  # a tuple: one per action dimension
+    bias: float | tuple[float, ...] = 0.0
 
     @nn.compact
     def __call__(self, obs: Array) -> ActorOutput:
@@ -80,7 +80,8 @@ class Actor(nn.Module):
         head = head_module(self.spec, "actor_head", self.out, orthogonal(0.01))(f)
         log_std = jnp.zeros((0,), jnp.float32)
         if self.kind == "deterministic":
-            head = jnp.tanh(head) * self.scale + self.bias
+            scale, bias = (jnp.asarray(x, jnp.float32) for x in (self.scale, self.bias))
+            head = jnp.tanh(head) * scale + bias
         elif self.kind == "gaussian":
             raw = jnp.tanh(head_module(self.spec, "log_std_head", self.out, orthogonal(0.01))(f))
             log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
