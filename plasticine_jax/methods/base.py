@@ -1,4 +1,4 @@
-"""The method contract: traced hyperparameters plus up to four pure hooks.
+"""The method contract: traced hyperparameters plus up to five pure hooks.
 
 A ``Method`` is built once, on the host, from its config entry (name, static options,
 traced hyperparameter defaults). Inside the compiled program it is only ever *called*:
@@ -20,6 +20,12 @@ Hooks (all optional):
   are the parameters at initialisation (L2-to-init, Parseval, ...).
 * ``intervention``: an ``Intervention`` fired by a traced schedule between updates
   (ReDo, resets, injection, continual backprop, ...).
+* ``after_target_update(target_params, online_opt_state, hp) -> target_params``: applied to
+  a target network right after each of its target updates (hard copy or Polyak step), with
+  the optimizer state of the online network it follows (neuroplastic expansion multiplies
+  the target's kernels by the masks kept there). Agents with target networks call it
+  through ``compose.after_target_update``; on an ensemble, once per member with that
+  member's own optimizer state.
 """
 
 from __future__ import annotations
@@ -120,8 +126,8 @@ class Method:
       conflicts: names of methods this one cannot be combined with.
       identity_hp: hyperparameter values at which the method's optimizer and penalty hooks
         are exact no-ops (``None``: it cannot be switched off). Methods with such values and
-        no intervention can share one compiled program with members that lack them
-        (``methods.plan``).
+        no intervention or target hook can share one compiled program with members that
+        lack them (``methods.plan``).
       requires: ``NetworkSpec`` field -> allowed values, checked on the final network at
         config time (e.g. ReDo: ``{"activation": ("relu", ...)}``).
       options: the static options it was built with, as sorted ``(key, value)`` pairs; with
@@ -132,8 +138,9 @@ class Method:
         moment zeroing resets with the moments (continual backprop; ReDo with
         ``zero_moments``).
       networks: the agent networks the method is restricted to (config ``networks:``);
-        empty for every network. Only penalties and interventions can be restricted
-        (``compose.total_penalty``, ``compose.apply_interventions``).
+        empty for every network. Only penalties, interventions and target hooks can be
+        restricted (``compose.total_penalty``, ``compose.apply_interventions``,
+        ``compose.after_target_update``).
     """
 
     name: str
@@ -144,6 +151,7 @@ class Method:
     )
     penalty: Callable[[Params, Params, HP], Array] | None = None
     intervention: Intervention | None = None
+    after_target_update: Callable[[Params, optax.OptState, HP], Params] | None = None
     conflicts: tuple[str, ...] = ()
     identity_hp: Mapping[str, float] | None = None
     requires: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
