@@ -160,15 +160,18 @@ class OffPolicyActorCritic(ReplayAgent):
         obs = self._dummy_obs
         act = jnp.zeros((1, out), jnp.float32) if self.continuous else None
         self._dummy_critic_in = critic_input(obs, act)
+        # Both contexts name every network: a method restricted to some (``networks:``),
+        # or naming some in its options, finds each; a learner holds only its own modules.
+        parts = self.network_parts()
         self.ctx = {
             "actor": ModelContext(
                 apply=self.actor_net.apply, init=lambda k: self.actor_net.init(k, obs),
-                spec=self.specs["actor"],
+                spec=self.specs["actor"], parts=parts,
             ),
             "critic": ModelContext(
                 apply=self.critic_net.apply,
                 init=lambda k: self.critic_net.init(k, self._dummy_critic_in),
-                spec=self.specs["critic"],
+                spec=self.specs["critic"], parts=parts,
             ),
         }  # fmt: skip
 

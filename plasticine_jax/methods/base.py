@@ -92,7 +92,9 @@ class ModelContext(NamedTuple):
       spec: the network's final ``NetworkSpec`` (after all network edits).
       parts: agent network name -> the top-level modules of ``params["params"]`` it owns
         (PPO: ``actor`` -> ``("actor", "actor_head", "log_std")``); a shared torso belongs
-        to every network that reads it. ``None``: one network owning everything.
+        to every network that reads it. ``None``: one network owning everything. An agent
+        whose networks are separate learners (SAC, TD3) gives each learner's context the
+        whole mapping; a learner holds only its own network's modules.
     """
 
     apply: Callable[[Params, Array], Any]
@@ -141,6 +143,9 @@ class Method:
         empty for every network. Only penalties, interventions and target hooks can be
         restricted (``compose.total_penalty``, ``compose.apply_interventions``,
         ``compose.after_target_update``).
+      uses_networks: option name -> the agent networks that option names (neuroplastic
+        expansion's ``static_networks``); the config checks, before anything compiles, that
+        each is a network of the agent and one the entry's ``networks:`` keeps.
     """
 
     name: str
@@ -159,6 +164,7 @@ class Method:
     needs_grads: bool = False
     needs_element_counts: bool = False
     networks: tuple[str, ...] = ()
+    uses_networks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> tuple[Any, ...]:
