@@ -169,6 +169,29 @@ def test_td3_static_actor_keeps_its_initial_masks_while_the_critics_grow():
             assert not np.asarray(ne._kernel(tree["params"], m))[~np.asarray(v)].any(), m
 
 
+def test_sac_masks_its_target_critics_only_on_the_critic_steps_that_move_them():
+    # One critic step an update, counted update_step * 1 + 0; target_network_frequency 2:
+    # the target critics move (and are masked) after step 2, not after step 1. Starting at
+    # step 1 keeps the dense initial target, whose masked entries show an unwanted masking.
+    cfg = ac_cfg("sac", "agent.policy_frequency=1", "agent.replay_ratio=0.5",
+                 "agent.target_network_frequency=2", f"agent.hp.tau={TAU}", "metrics.every=0",
+                 f"methods=[{_ne_entry()}]")
+    agent, hp, update = _agent(cfg, build_ac)
+    s0 = agent.init(jax.random.PRNGKey(2), hp)
+    s1, _ = update(s0, jnp.int32(1))
+    _assert_trees_close(s1.critic_target, _np(s0.critic_target))
+    c_masks = ne.masks_of(s1.critic.opt_state)
+    first = jax.tree.map(lambda x: x[0], s1.critic_target)
+    assert _some_masked_entry_nonzero(first, jax.tree.map(lambda x: x[0], c_masks))
+    s2, _ = update(s1, jnp.int32(2))
+    for i in range(agent.cfg.agent.num_critics):
+        pick = lambda t, i=i: jax.tree.map(lambda x: x[i], t)  # noqa: E731
+        _assert_trees_close(
+            pick(s2.critic_target),
+            _polyak_then_mask(pick(s2.critic.params), pick(s1.critic_target), pick(c_masks), TAU),
+        )
+
+
 # ----------------------------------------------------------------------------- the hook
 
 
