@@ -12,12 +12,15 @@ import numpy as np
 import optax
 import pytest
 
-from plasticine_jax.config import ConfigError
+from plasticine_jax.agents.ppo import PPO
+from plasticine_jax.config import ConfigError, load_config
 from plasticine_jax.envs.core import DiscreteActions
+from plasticine_jax.envs.registry import make_env
 from plasticine_jax.methods import compose, make_method
 from plasticine_jax.methods import neuroplastic_expansion as ne
 from plasticine_jax.networks import ActorCritic, NetworkSpec
-from plasticine_jax.runner.plan import plan, traced_hp
+from plasticine_jax.runner.plan import build_methods, plan, traced_hp
+from tests.conftest import tiny
 from tests.test_offpolicy import ac_cfg
 from tests.test_offpolicy import build as build_ac
 from tests.test_value_agents import build as build_value
@@ -222,7 +225,37 @@ def test_target_masking_defaults_on_for_reference_and_off_for_dormant(options, m
     _assert_trees_close(late, _np(target))
 
 
+def _ppo(**network):
+    data = tiny(agent={"network": {"hidden_sizes": [16, 16], "activation": "relu", **network}},
+                metrics={"every": 0})
+    data["methods"] = [{**_ne_entry(static_networks=["actor"]),
+                        "hp": {"delta": 4.0, "zeta": 0.2, "sparsity": 0.25}}]
+    cfg = load_config(data=data)
+    ms = build_methods(cfg)
+    agent = PPO(cfg, make_env(cfg.env.backend, cfg.env.id, cfg.env.num_envs), ms)
+    return agent, jax.tree.map(jnp.asarray, traced_hp(cfg, ms))
+
+
+def test_ppo_static_actor_keeps_its_masks_while_its_separate_critic_grows():
+    agent, hp = _ppo()  # 2 epochs x 2 minibatches: 4 optimizer steps, a topology an update
+    state = agent.init(jax.random.PRNGKey(0), hp)
+    m0 = _np(ne.masks_of(state.learner.opt_state))
+    update = jax.jit(agent.update)
+    for u in range(2):
+        state, _ = update(state, jnp.int32(u))
+    m = _np(ne.masks_of(state.learner.opt_state))
+    for mod in m0:
+        if mod.startswith("actor"):
+            np.testing.assert_array_equal(m[mod], m0[mod], err_msg=mod)
+    assert sum(m[k].sum() for k in m if k.startswith("critic")) > sum(
+        m0[k].sum() for k in m0 if k.startswith("critic"))
+
+
 def test_a_static_network_sharing_a_torso_with_a_growing_one_is_refused():
+    agent, hp = _ppo(shared_torso=True)
+    state = jax.eval_shape(agent.init, jax.random.PRNGKey(0), hp)
+    with pytest.raises(ValueError, match=r"share \['shared'\] with a network that grows"):
+        jax.eval_shape(agent.update, state, jnp.int32(0))
     parts = {"actor": ("shared", "actor_head", "log_std"), "critic": ("shared", "critic_head")}
     with pytest.raises(ValueError, match=r"share \['shared'\].*shared_torso: false"):
         ne.static_modules(parts, ("actor",))
