@@ -263,6 +263,8 @@ def test_a_static_network_sharing_a_torso_with_a_growing_one_is_refused():
                                                              "critic_head"}
     separate = {"actor": ("actor", "actor_head"), "critic": ("critic", "critic_head")}
     assert ne.static_modules(separate, ("actor",)) == {"actor", "actor_head"}
+    with pytest.raises(ValueError, match=r"names \['policy'\], not networks of this agent"):
+        ne.static_modules(separate, ("policy",))
 
 
 # ----------------------------------------------------------------------------- config errors

@@ -403,8 +403,8 @@ def static_modules(
     """The top-level modules whose topology ``static_networks`` fixes.
 
     Raises:
-      ValueError: the agent does not name its networks (``parts`` is None), or a static
-        network shares a module (a shared torso) with a network that grows.
+      ValueError: the agent does not name its networks (``parts`` is None) or lacks one
+        named, or a static network shares a module (a shared torso) with a growing one.
     """
     if not static_networks:
         return set()
@@ -413,7 +413,13 @@ def static_modules(
             f"{NAME}: static_networks={list(static_networks)} needs an agent that names its "
             "networks (ModelContext.parts); drop static_networks"
         )
-    static = {mod for n in static_networks for mod in parts.get(n, ())}
+    unknown = [n for n in static_networks if n not in parts]
+    if unknown:
+        raise ValueError(
+            f"{NAME}: static_networks names {unknown}, not networks of this agent; it has "
+            f"{sorted(parts)}"
+        )
+    static = {mod for n in static_networks for mod in parts[n]}
     growing = {mod for n, mods in parts.items() if n not in static_networks for mod in mods}
     shared = sorted(static & growing)
     if shared:
