@@ -303,8 +303,8 @@ def test_every_continuous_env_traces_with_the_agent(agent, backend, env_file, ex
 
 @pytest.mark.parametrize("on", [None, ["critic"]])
 def test_neuroplastic_expansion_sparsifies_the_networks_it_is_given(on):
-    # The reference's switches: both networks sparse (--stl_actor --stl_critic), or the
-    # critic alone (a dense actor). Each critic of the ensemble has masks of its own.
+    # The reference's settings: both networks sparse (its defaults), or the critic alone
+    # (--actor_sparsity 0: a dense actor). Each critic of the ensemble has masks of its own.
     ne = {"name": "neuroplastic_expansion", "options": {"rule": "reference"},
           "hp": {"initial_stl_sparsity": 0.8, "delta": 1e9}}
     if on:

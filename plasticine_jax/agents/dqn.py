@@ -10,7 +10,8 @@ num_steps * num_envs`` gradient steps):
 3. ``G`` gradient steps on uniformly sampled n-step batches. The target network moves
    whenever the env-step count crosses a multiple of ``target_every`` (each gradient step
    stands for ``num_steps * num_envs / G`` env steps): ``theta' <- tau theta + (1 - tau)
-   theta'`` (``tau = 1``: CleanRL's hard copy);
+   theta'`` (``tau = 1``: CleanRL's hard copy), then the methods' ``after_target_update``
+   hooks (neuroplastic expansion's target masking);
 4. interventions, with the target network kept consistent (below), metrics.
 
 The prefill (``learning_starts`` random-action env steps per member, CleanRL's
@@ -251,6 +252,9 @@ class DQN(ReplayAgent):
             tau = jnp.where(due, a["tau"], 0.0)
             target = jax.tree.map(
                 lambda t, p: tau * p + (1.0 - tau) * t, target, learner.params
+            )
+            target = compose.after_target_update(
+                self.methods, target, learner.opt_state, hp["methods"], due, self.ctx.parts
             )
             return (learner, target, key, batch.obs[: self.cfg.metrics.probe_size]), aux
 

@@ -14,8 +14,10 @@ num_steps * num_envs`` critic gradient steps, inside the scan):
    0``, by TD3's actor step and the Polyak update of every target network, or by SAC's
    ``policy_frequency`` actor (and temperature) steps on the same batch (CleanRL's
    compensation for the delay); SAC's target critics move when ``c %
-   target_network_frequency == 0``. The count is unbatched (the runner passes the update
-   index unbatched), so the actor step is a real ``lax.cond`` branch under ``vmap``;
+   target_network_frequency == 0``; each target update is followed by the methods'
+   ``after_target_update`` hooks (neuroplastic expansion's target masking). The count is
+   unbatched (the runner passes the update index unbatched), so the actor step is a real
+   ``lax.cond`` branch under ``vmap``;
 4. interventions on each network, the target networks kept consistent, metrics.
 
 Critic ensemble: ``num_critics`` critics (2: the twin critics) whose parameters carry a
@@ -170,15 +172,18 @@ class OffPolicyActorCritic(ReplayAgent):
         obs = self._dummy_obs
         act = jnp.zeros((1, out), jnp.float32) if self.continuous else None
         self._dummy_critic_in = critic_input(obs, act)
+        # Both contexts name every network: a method restricted to some (``networks:``),
+        # or naming some in its options, finds each; a learner holds only its own modules.
+        parts = self.network_parts()
         self.ctx = {
             "actor": ModelContext(
                 apply=self.actor_net.apply, init=lambda k: self.actor_net.init(k, obs),
-                spec=self.specs["actor"],
+                spec=self.specs["actor"], parts=parts,
             ),
             "critic": ModelContext(
                 apply=self.critic_net.apply,
                 init=lambda k: self.critic_net.init(k, self._dummy_critic_in),
-                spec=self.specs["critic"],
+                spec=self.specs["critic"], parts=parts,
             ),
         }  # fmt: skip
 
@@ -361,6 +366,19 @@ class OffPolicyActorCritic(ReplayAgent):
     def _target_phase(self, carry: dict, count: Array) -> dict:
         return carry
 
+    def after_target_update(self, net: str, target: Any, learner: LearnerState, hp: HP,
+                            due: Array | None = None) -> Any:
+        """The methods' ``after_target_update`` hooks on ``net``'s target, which has just
+        moved (where ``due``); on the critic ensemble, per critic with its own optimizer
+        state."""
+        def one(t, opt_state):
+            return compose.after_target_update(self.methods_of[net], t, opt_state,
+                                               hp["methods"], due)
+
+        if net == "actor":
+            return one(target, learner.opt_state)
+        return jax.vmap(one)(target, learner.opt_state)
+
     def actor_scalar_names(self) -> tuple[str, ...]:
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -505,10 +523,13 @@ class TD3(OffPolicyActorCritic):
         actor, aux = self._actor_step(carry["actor"], critic_params, batch.obs, 0.0, hp, key)
         tau = hp["agent"]["tau"]
         polyak = lambda t, p: jax.tree.map(lambda x, y: tau * y + (1.0 - tau) * x, t, p)  # noqa: E731
+        actor_target = polyak(carry["actor_target"], actor.params)
+        critic_target = polyak(carry["critic_target"], carry["critic"].params)
         carry = {
             **carry, "actor": actor,
-            "actor_target": polyak(carry["actor_target"], actor.params),
-            "critic_target": polyak(carry["critic_target"], carry["critic"].params),
+            "actor_target": self.after_target_update("actor", actor_target, actor, hp),
+            "critic_target": self.after_target_update("critic", critic_target,
+                                                      carry["critic"], hp),
         }  # fmt: skip
         return carry, {"actor_loss": aux["actor_loss"], "actor_penalty": aux["actor_penalty"],
                        "actor_grad_norm": aux["grad_norm"]}  # fmt: skip
@@ -637,5 +658,6 @@ class SAC(OffPolicyActorCritic):
         target = jax.tree.map(
             lambda t, p: tau * p + (1.0 - tau) * t, carry["critic_target"], carry["critic"].params
         )
+        target = self.after_target_update("critic", target, carry["critic"], hp, due)
         return {**carry, "critic_target": target}
 

@@ -606,6 +606,30 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
                 raise ConfigError(f"methods.{i} ({mc.name}): {e}") from None
             if mc.networks:
                 _check_networks(cfg, i, m, mc.networks)
+            _check_uses_networks(cfg, i, m, mc.networks)
+
+
+def _check_uses_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, ...]) -> None:
+    """The networks a method's options name (``Method.uses_networks``: neuroplastic
+    expansion's ``static_networks``) are networks of the agent that the entry's
+    ``networks:`` keeps."""
+    from plasticine_jax.agents import agent_class
+
+    have = agent_class(cfg.agent.name).networks
+    for option, named in m.uses_networks.items():
+        unknown = [n for n in named if n not in have]
+        if unknown:
+            raise ConfigError(
+                f"methods.{i} ({m.name}): options.{option} names {unknown}, not networks of "
+                f"agent.name={cfg.agent.name!r}; it trains {list(have)}: name those"
+            )
+        left_out = [n for n in named if networks and n not in networks]
+        if left_out:
+            raise ConfigError(
+                f"methods.{i} ({m.name}): options.{option} names {left_out}, which the entry's "
+                f"networks: {list(networks)} leaves out; add them to networks: or drop them "
+                f"from options.{option}"
+            )
 
 
 def _check_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, ...]) -> None:

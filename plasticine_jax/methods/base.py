@@ -1,4 +1,4 @@
-"""The method contract: traced hyperparameters plus up to four pure hooks.
+"""The method contract: traced hyperparameters plus up to five pure hooks.
 
 A ``Method`` is built once, on the host, from its config entry (name, static options,
 traced hyperparameter defaults). Inside the compiled program it is only ever *called*:
@@ -20,6 +20,12 @@ Hooks (all optional):
   are the parameters at initialisation (L2-to-init, Parseval, ...).
 * ``intervention``: an ``Intervention`` fired by a traced schedule between updates
   (ReDo, resets, injection, continual backprop, ...).
+* ``after_target_update(target_params, online_opt_state, hp) -> target_params``: applied to
+  a target network right after each of its target updates (hard copy or Polyak step), with
+  the optimizer state of the online network it follows (neuroplastic expansion multiplies
+  the target's kernels by the masks kept there). Agents with target networks call it
+  through ``compose.after_target_update``; on an ensemble, once per member with that
+  member's own optimizer state.
 """
 
 from __future__ import annotations
@@ -86,7 +92,9 @@ class ModelContext(NamedTuple):
       spec: the network's final ``NetworkSpec`` (after all network edits).
       parts: agent network name -> the top-level modules of ``params["params"]`` it owns
         (PPO: ``actor`` -> ``("actor", "actor_head", "log_std")``); a shared torso belongs
-        to every network that reads it. ``None``: one network owning everything.
+        to every network that reads it. ``None``: one network owning everything. An agent
+        whose networks are separate learners (SAC, TD3) gives each learner's context the
+        whole mapping; a learner holds only its own network's modules.
     """
 
     apply: Callable[[Params, Array], Any]
@@ -120,8 +128,8 @@ class Method:
       conflicts: names of methods this one cannot be combined with.
       identity_hp: hyperparameter values at which the method's optimizer and penalty hooks
         are exact no-ops (``None``: it cannot be switched off). Methods with such values and
-        no intervention can share one compiled program with members that lack them
-        (``methods.plan``).
+        no intervention or target hook can share one compiled program with members that
+        lack them (``methods.plan``).
       requires: ``NetworkSpec`` field -> allowed values, checked on the final network at
         config time (e.g. ReDo: ``{"activation": ("relu", ...)}``).
       options: the static options it was built with, as sorted ``(key, value)`` pairs; with
@@ -132,8 +140,12 @@ class Method:
         moment zeroing resets with the moments (continual backprop; ReDo with
         ``zero_moments``).
       networks: the agent networks the method is restricted to (config ``networks:``);
-        empty for every network. Only penalties and interventions can be restricted
-        (``compose.total_penalty``, ``compose.apply_interventions``).
+        empty for every network. Only penalties, interventions and target hooks can be
+        restricted (``compose.total_penalty``, ``compose.apply_interventions``,
+        ``compose.after_target_update``).
+      uses_networks: option name -> the agent networks that option names (neuroplastic
+        expansion's ``static_networks``); the config checks, before anything compiles, that
+        each is a network of the agent and one the entry's ``networks:`` keeps.
     """
 
     name: str
@@ -144,6 +156,7 @@ class Method:
     )
     penalty: Callable[[Params, Params, HP], Array] | None = None
     intervention: Intervention | None = None
+    after_target_update: Callable[[Params, optax.OptState, HP], Params] | None = None
     conflicts: tuple[str, ...] = ()
     identity_hp: Mapping[str, float] | None = None
     requires: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
@@ -151,6 +164,7 @@ class Method:
     needs_grads: bool = False
     needs_element_counts: bool = False
     networks: tuple[str, ...] = ()
+    uses_networks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> tuple[Any, ...]:

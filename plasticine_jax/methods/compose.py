@@ -1,4 +1,4 @@
-"""How an agent applies a list of methods. Agents call only these five functions."""
+"""How an agent applies a list of methods. Agents call only these six functions."""
 
 from __future__ import annotations
 
@@ -153,3 +153,41 @@ def apply_interventions(
         fire = jnp.asarray(iv.schedule(events, hp), bool)
         learner = jax.lax.cond(fire, apply, lambda s: s, learner)
     return learner
+
+
+def after_target_update(
+    methods: Sequence[Method],
+    target_params: Any,
+    online_opt_state: optax.OptState,
+    hps: dict[str, HP],
+    due: Array | None = None,
+    parts: Mapping[str, tuple[str, ...]] | None = None,
+) -> Any:
+    """Applies each method's ``after_target_update`` hook (list order) to a target network
+    that has just moved, given the optimizer state of the online network it follows.
+
+    Args:
+      methods: the methods of the online network.
+      target_params: the target network's parameters after its update.
+      online_opt_state: the online network's optimizer state (one ensemble member's).
+      hps: per method name, its traced hyperparameters.
+      due: bool scalar, whether the target update happened (agents whose update is gated:
+        DQN's ``target_every``, SAC's ``target_network_frequency``); where false,
+        ``target_params`` comes back unchanged. ``None``: it happened.
+      parts: ``ModelContext.parts``; a method restricted to some networks changes only
+        their modules.
+
+    Returns:
+      The target parameters, like ``target_params``.
+    """
+    hooked = [m for m in methods if m.after_target_update is not None]
+    if not hooked:
+        return target_params
+    new = target_params
+    all_modules = set(target_params["params"])
+    for m in hooked:
+        out = m.after_target_update(new, online_opt_state, hps[m.name])
+        new = _keep_outside(new, out, owned_modules(m, parts), all_modules)
+    if due is None:
+        return new
+    return jax.tree.map(lambda n, t: jnp.where(due, n, t), new, target_params)

@@ -1,12 +1,14 @@
 """Neuroplastic expansion (Liu et al. ICLR 2025): grow a sparse network, prune weak weights.
 
-Every masked kernel ``W_l`` carries a fixed-shape boolean mask ``M_l``. Two hooks:
+Every masked kernel ``W_l`` carries a fixed-shape boolean mask ``M_l``. Three hooks:
 
 * masking, every optimizer step (``optimizer``, :func:`sparse_mask_tx`): masked gradients
   are zeroed before the wrapped optimizer and the update is rewritten so that
   ``W_l <- (W_l + u) * M_l``, as the reference's gradient hook (``grad * mask``) and
   optimizer-step wrapper (``apply_mask_to_weights``) do;
-* topology (``intervention``, between updates): prune and grow connections.
+* topology (``intervention``, between updates): prune and grow connections;
+* target masking (``after_target_update``, option ``mask_targets``): ``W'_l <- W'_l * M_l``
+  on the target network after each of its updates, as the reference's TD3 does.
 
 The masks live in the wrapper's optimizer state (``SparseMaskState``), the one place both
 hooks read: an optimizer sees only its own state, an intervention may rewrite
@@ -78,16 +80,41 @@ Options:
     ``init_method``, so the reference's runs use zero).
   topology_schedule: rule ``"dormant"`` only, a ``methods.schedules`` name or list
     (default ``every_k_updates``).
+  mask_targets: after every target update (DQN's and C51's hard copy or Polyak step, SAC's
+    and TD3's Polyak steps), multiply each masked kernel of the target network by the
+    online network's mask (the ``after_target_update`` hook), as the reference's TD3 does
+    (``w.data *= mask`` after its Polyak steps, ``stl/TD3.py``); on an ensemble each target
+    critic by its own critic's masks. Default ``true`` for rule ``"reference"``, ``false``
+    for ``"dormant"``. This default changes what existing ``reference`` runs compute: their
+    targets used not to be masked (an entry masked out of the dense initial target decayed
+    by ``1 - tau`` a Polyak step; now it is zero from the first target update on); set
+    ``mask_targets: false`` to repeat them.
+  static_networks: names of the agent's networks (``[actor]``) whose topology stays fixed:
+    their masks keep the initial sparsity (Erdős–Rényi at ``initial_stl_sparsity`` for
+    ``"reference"``) and are still applied on every optimizer step (and to the targets),
+    while the other networks grow: the reference's ``--static_actor`` next to a growing
+    critic. A static network must be one the agent trains and the entry's ``networks:``
+    keeps (refused at config time), with no torso shared with a growing network (PPO's
+    ``network.shared_torso``: refused when the program is traced). Default: none.
 
 Target networks (DQN, C51, SAC, TD3): the weights the topology change grows or prunes are
-copied into the target network too (``agents.dqn.mirror_interventions``). The reference's
-TD3 also multiplies its target weights by the masks after every Polyak step; ours do not,
-so a pruned weight's target value decays by ``1 - tau`` a target update instead of
-vanishing at once. On SAC and TD3 the method masks the actor and every critic of the
-ensemble, each with masks of its own (``networks: [critic]``: the critics only, the
-reference's ``--stl_critic`` without ``--stl_actor``); one method entry has one set of
-hyperparameters, so the reference's static sparse actor next to a growing critic cannot be
-expressed.
+copied into the target network too (``agents.dqn.mirror_interventions``), and with
+``mask_targets`` every target update is followed by the masking above, so a pruned
+weight's target value is zero from its pruning on (the reference's target keeps it until
+its next Polyak step, then masks it). On SAC and TD3 the method masks the actor and every
+critic of the ensemble, each with masks of its own (``networks: [critic]``: a dense actor).
+
+The reference's switches (``stl/train.py`` with ``stl/TD3.py``): a network is sparse when
+its ``--actor_sparsity`` / ``--critic_sparsity`` (our ``sparsity``; 0.25 for both by
+default there) is above 0. ``stl/TD3.py`` builds its ``STL_Scheduler`` without the ``stl``
+argument, which defaults to true, so every sparse network starts at
+``initial_stl_sparsity`` and grows; ``--stl_actor`` / ``--stl_critic`` are parsed but never
+read there (``stl/TD3_dmc.py`` passes them to another scheduler). ``--static_actor`` /
+``--static_critic`` set ``static_topo``: that scheduler's masks stay at their initial ER
+sparsity. On our keys: both networks sparse and growing = the method on both; a dense actor
+(``--actor_sparsity 0``) = ``networks: [critic]``; ``--static_actor`` = ``static_networks:
+[actor]``. One method entry has one set of hyperparameters for all its networks (the
+reference may give the actor and the critic different final sparsities).
 
 Registry name: ``neuroplastic_expansion``.
 
@@ -99,7 +126,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -141,12 +168,13 @@ class SparseMaskState(NamedTuple):
 # ----------------------------------------------------------------------------- layers
 
 
-def masked_networks(params: Any, rule: str) -> list[list[str]]:
-    """Module paths of the masked kernels, grouped by network (a torso and its heads)."""
+def masked_networks(params: Any, rule: str, skip: set[str] | None = None) -> list[list[str]]:
+    """Module paths of the masked kernels, grouped by network (a torso and its heads); the
+    torsos in ``skip`` are left out with their heads."""
     p = params["params"]
     nets = []
     for torso in _surgery.TORSOS:
-        if torso not in p:
+        if torso not in p or torso in (skip or ()):
             continue
         mods = [f"{torso}/layer_{i}" for i in _surgery.hidden_layers(p, torso)]
         if rule == "reference":
@@ -369,16 +397,58 @@ def _fresh(init_method: str, key: Array, kernel: Array) -> Array:
     return jax.nn.initializers.lecun_normal()(key, kernel.shape, kernel.dtype)
 
 
+def static_modules(
+    parts: Mapping[str, tuple[str, ...]] | None, static_networks: Sequence[str]
+) -> set[str]:
+    """The top-level modules whose topology ``static_networks`` fixes.
+
+    Raises:
+      ValueError: the agent does not name its networks (``parts`` is None) or lacks one
+        named, or a static network shares a module (a shared torso) with a growing one.
+    """
+    if not static_networks:
+        return set()
+    if parts is None:
+        raise ValueError(
+            f"{NAME}: static_networks={list(static_networks)} needs an agent that names its "
+            "networks (ModelContext.parts); drop static_networks"
+        )
+    unknown = [n for n in static_networks if n not in parts]
+    if unknown:
+        raise ValueError(
+            f"{NAME}: static_networks names {unknown}, not networks of this agent; it has "
+            f"{sorted(parts)}"
+        )
+    static = {mod for n in static_networks for mod in parts[n]}
+    growing = {mod for n, mods in parts.items() if n not in static_networks for mod in mods}
+    shared = sorted(static & growing)
+    if shared:
+        raise ValueError(
+            f"{NAME}: static_networks={list(static_networks)} share {shared} with a network "
+            "that grows; give the networks separate torsos (network.shared_torso: false) or "
+            "make both static"
+        )
+    return static
+
+
 def neuroplastic_expansion(
     rule: str = "reference",
     init_method: str = "zero",
     topology_schedule: str | Sequence[str] = "every_k_updates",
+    mask_targets: bool | None = None,
+    static_networks: Sequence[str] = (),
 ) -> Method:
     """Neuroplastic expansion as a ``Method`` (see the module docstring)."""
     if rule not in RULES:
         raise ValueError(f"{NAME}: rule={rule!r}; choose one of {RULES}")
     if init_method not in INIT_METHODS:
         raise ValueError(f"{NAME}: init_method={init_method!r}; choose one of {INIT_METHODS}")
+    static_networks = tuple(static_networks)
+    repeated = sorted({n for n in static_networks if static_networks.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{NAME}: static_networks lists {repeated} more than once; list each once")
+    if mask_targets is None:
+        mask_targets = rule == "reference"  # the reference's TD3 masks its targets
     if rule == "reference":
         hp = {"sparsity": 0.25, "initial_stl_sparsity": 0.8, "zeta": 0.0008, "delta": 10000.0}
         topo_sched = None
@@ -398,7 +468,7 @@ def neuroplastic_expansion(
             grads = sensitivity_grads(ctx.apply, params, probe_obs)
         p, g = _surgery.copy_tree(params["params"]), grads["params"]
         masks, touched = dict(st.masks), _surgery.false_like(p)
-        nets = masked_networks(params, rule)
+        nets = growing_networks(params, ctx)
         keys = iter(jax.random.split(key, sum(len(mods) for mods in nets)))
         if rule == "dormant":
             acts = ctx.apply(params, probe_obs).activations
@@ -429,6 +499,9 @@ def neuroplastic_expansion(
             opt_state = _surgery.zero_moments(opt_state, params, {"params": touched})
         return params, opt_state
 
+    def growing_networks(params: Any, ctx: ModelContext) -> list[list[str]]:
+        return masked_networks(params, rule, static_modules(ctx.parts, static_networks))
+
     def apply(
         learner: LearnerState, probe_obs: Array, key: Array, hp: HP, events: Events,
         ctx: ModelContext,
@@ -436,6 +509,9 @@ def neuroplastic_expansion(
         del key  # the state's own stream keeps topologies independent of the other methods
         state = learner.method_state[NAME]
         st = mask_state(learner.opt_state)
+        if not growing_networks(learner.params, ctx):  # every network here is static
+            new_state = {**state, "last_steps": st.steps}
+            return learner._replace(method_state={**learner.method_state, NAME: new_state})
         if rule == "reference":
             delta = jnp.maximum(jnp.asarray(hp["delta"]).astype(jnp.int32), 1)
             fire = (hp["delta"] > 0) & (st.steps // delta > state["last_steps"] // delta)
@@ -453,11 +529,17 @@ def neuroplastic_expansion(
             method_state={**learner.method_state, NAME: new_state},
         )
 
+    def mask_target(target: Any, online_opt_state: Any, hp: HP) -> Any:
+        del hp
+        return apply_masks(target, masks_of(online_opt_state))
+
     return Method(
         name=NAME,
         hp=hp,
         optimizer=lambda tx, hp: sparse_mask_tx(tx, hp, rule),
         intervention=Intervention(schedule=every_update(), apply=apply, init_state=init_state),
+        after_target_update=mask_target if mask_targets else None,
         requires={"activation": RELU_FAMILY} if rule == "dormant" else {},
         needs_grads=True,
+        uses_networks={"static_networks": static_networks} if static_networks else {},
     )

@@ -9,8 +9,8 @@ A sweep over methods gives candidate lists, e.g. ``[[], [l2], [l2_init], [trac],
 * network edits are compared by their effect: members whose final ``NetworkSpec`` (base spec
   after all edits) agrees may share a program; a method that only edits the network is
   batchable (its whole effect is in the spec);
-* every other method (interventions; wrappers without identity values) is *structural*: the
-  members of a group carry the same structural methods, in the same order.
+* every other method (interventions, target hooks; wrappers without identity values) is
+  *structural*: the members of a group carry the same structural methods, in the same order.
 
 The union keeps every member's own order (each member's list is a subsequence of the
 group's list), because optimizer wrappers do not commute; a member that cannot be merged so
@@ -45,8 +45,8 @@ class Group(NamedTuple):
 
 def is_batchable(m: Method) -> bool:
     """True when ``m`` can be switched off by its hyperparameters alone."""
-    if m.intervention is not None:
-        return False
+    if m.intervention is not None or m.after_target_update is not None:
+        return False  # no identity values are declared for these hooks
     hooks = m.optimizer is not None or m.penalty is not None
     return not hooks or m.identity_hp is not None
 
