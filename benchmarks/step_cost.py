@@ -1,14 +1,12 @@
-"""What a minibatch gradient step's small kernels cost: the shipped step against the
-previous one, alternated in one process.
+"""What the global-norm clip costs a minibatch gradient step: the shipped clip against
+optax's, alternated in one process.
 
 The shipped step (``agents.common``) clips by the global norm with one scalar scale and one
-reduction over the concatenated leaves (``clip_by_global_norm``, ``global_norm``), and
-draws no per-step PRNG key when no method wraps the optimizer
-(``compose.optimizer_reads_key``). The previous step, rebuilt here by patching those three
-names back for one program: ``optax.clip_by_global_norm`` (a reduction and a division per
-leaf), ``optax.global_norm`` for the logged gradient norm, and a key split every step (on
-CPU a rolled threefry loop). The values are the same up to rounding, except that without
-step keys the epochs' permutations follow PureJaxRL's key chain (``minibatch_epochs``).
+reduction over the concatenated leaves (``clip_by_global_norm``, ``global_norm``). The
+previous step, rebuilt here by patching those names back for one program:
+``optax.clip_by_global_norm`` (a reduction and a float division per leaf, which XLA does
+not duplicate into Adam's fused update) and ``optax.global_norm`` for the logged gradient
+norm. The values are the same up to rounding.
 
 Cases: ``ppo`` at PureJaxRL's CartPole settings (``update_cost.py``, 4 epochs x 4
 minibatches); ``pqn`` at rejax's CartPole settings (``value_agents.py`` case
@@ -38,22 +36,18 @@ from value_agents import EXTRA, TimedCase  # noqa: E402
 
 from plasticine_jax.agents import common as agent_common  # noqa: E402
 from plasticine_jax.agents import ppo, pqn  # noqa: E402
-from plasticine_jax.methods import compose  # noqa: E402
 
 
 @contextlib.contextmanager
 def previous_step():
-    """The gradient step as it was before the fused clip and the optional step key."""
-    saved = (ppo.clip_by_global_norm, pqn.clip_by_global_norm, agent_common.global_norm,
-             compose.optimizer_reads_key)  # fmt: skip
+    """The gradient step as it was before the fused clip."""
+    saved = (ppo.clip_by_global_norm, pqn.clip_by_global_norm, agent_common.global_norm)
     ppo.clip_by_global_norm = pqn.clip_by_global_norm = optax.clip_by_global_norm
     agent_common.global_norm = optax.global_norm
-    compose.optimizer_reads_key = lambda methods: True
     try:
         yield
     finally:
-        (ppo.clip_by_global_norm, pqn.clip_by_global_norm, agent_common.global_norm,
-         compose.optimizer_reads_key) = saved  # fmt: skip
+        ppo.clip_by_global_norm, pqn.clip_by_global_norm, agent_common.global_norm = saved
 
 
 def build(case: str, seeds: int, updates: int):

@@ -1,5 +1,5 @@
-"""The agents' shared gradient-step pieces (``agents.common``): the global norm, its clip,
-and the PRNG chain of ``minibatch_epochs``, checked against numpy and by hand."""
+"""The agents' shared gradient-step pieces (``agents.common``): the global norm and its clip,
+checked against numpy (float64) and against optax's transform."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from plasticine_jax.agents.common import clip_by_global_norm, global_norm, minibatch_epochs
-from plasticine_jax.methods import compose
-from plasticine_jax.methods.base import LearnerState
-from plasticine_jax.methods.registry import make_method
+from plasticine_jax.agents.common import clip_by_global_norm, global_norm
 
 
 def _tree(seed: int, scale: float) -> dict:
@@ -55,57 +52,3 @@ def test_clip_by_global_norm_scales_by_min_one_max_over_norm(scale):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
     assert jax.tree.structure(tx.init(g)) == jax.tree.structure(ref_state)
-
-
-def test_optimizer_reads_key_only_when_a_method_wraps_the_optimizer():
-    assert not compose.optimizer_reads_key([])
-    assert not compose.optimizer_reads_key([make_method("redo")])  # an intervention only
-    assert compose.optimizer_reads_key([make_method("shrink_perturb")])
-
-
-class _Recorder:
-    """A transform that records (at trace time) the ``key`` it is given and adds nothing."""
-
-    def __init__(self):
-        self.keys = []
-
-    def tx(self) -> optax.GradientTransformationExtraArgs:
-        def update(updates, state, params=None, *, key=None, **extra):
-            self.keys.append(key)
-            return jax.tree.map(jnp.zeros_like, updates), state
-
-        return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update)
-
-
-def _epochs(step_keys: bool, rec: _Recorder, key, epochs=3, num_minibatches=4):
-    x = jnp.arange(16, dtype=jnp.float32)
-    params = {"w": jnp.zeros(())}
-    tx = rec.tx()
-    learner = LearnerState(params, tx.init(params), params, {})
-
-    def loss(p, mb):
-        return p["w"] * jnp.sum(mb["x"]), {"first": mb["x"][0]}
-
-    _, aux = minibatch_epochs(learner, {"x": x}, tx, loss, key, epochs, num_minibatches,
-                              jnp.float32(1.0), step_keys)  # fmt: skip
-    return aux
-
-
-def test_without_step_keys_the_epochs_follow_purejaxrls_key_chain():
-    key = jax.random.PRNGKey(3)
-    rec = _Recorder()
-    aux = _epochs(False, rec, key)
-    assert rec.keys and all(k is None for k in rec.keys)
-    # PureJaxRL's _update_epoch: rng, _rng = split(rng); permutation(_rng, batch), per epoch
-    firsts, k = [], key
-    for _ in range(3):
-        k, k_perm = jax.random.split(k)
-        perm = np.asarray(jax.random.permutation(k_perm, 16))
-        firsts += [float(perm[j * 4]) for j in range(4)]
-    np.testing.assert_allclose(float(aux["first"]), np.mean(firsts), rtol=1e-6)
-
-
-def test_with_step_keys_every_step_gets_a_key():
-    rec = _Recorder()
-    _epochs(True, rec, jax.random.PRNGKey(3))
-    assert rec.keys and all(k is not None for k in rec.keys)

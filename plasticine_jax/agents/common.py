@@ -431,7 +431,6 @@ def minibatch_epochs(
     epochs: int,
     num_minibatches: int,
     max_grad_norm: Array,
-    step_keys: bool = True,
 ) -> tuple[LearnerState, dict[str, Array]]:
     """``epochs`` passes over ``batch`` (every leaf ``[B, ...]``), each a fresh permutation
     split into ``num_minibatches`` minibatches, one optimizer step each (PPO, PQN).
@@ -439,21 +438,13 @@ def minibatch_epochs(
     ``loss(params, minibatch) -> (loss, aux)``. The optimizer receives the extra arguments
     methods may read (``key``, ``grad_fn``, ``max_grad_norm``). Returns the learner and the
     mean of every aux scalar plus ``grad_norm`` (before clipping).
-
-    ``step_keys`` (``compose.optimizer_reads_key``: a method wraps the optimizer): each
-    step splits the carried key and passes one half as ``key``. Without, ``key=None`` and
-    no split, which spares every minibatch step a PRNG call (on CPU a rolled threefry
-    loop); the key then advances by one split per epoch, PureJaxRL's ``_update_epoch``
-    chain, so the permutations drawn differ between the two settings.
     """
     size = next(iter(batch.values())).shape[0]
     mb_size = size // num_minibatches
 
     def step(carry, mb):
         learner, key = carry
-        k_tx = None
-        if step_keys:
-            key, k_tx = jax.random.split(key)
+        key, k_tx = jax.random.split(key)
         learner, aux = optimizer_step(learner, tx, lambda p: loss(p, mb), k_tx, max_grad_norm)
         return (learner, key), aux
 

@@ -278,7 +278,7 @@ class PPO(Agent):
         return minibatch_epochs(
             learner, batch, self.optimizer(hp), lambda p, mb: self.loss(p, mb, hp,
             learner.init_params), key, c.update_epochs, c.num_minibatches,
-            hp["agent"]["max_grad_norm"], compose.optimizer_reads_key(self.methods),
+            hp["agent"]["max_grad_norm"],
         )  # fmt: skip
 
     def update(self, state: TrainState, update_step: Array) -> tuple[TrainState, dict[str, Array]]:

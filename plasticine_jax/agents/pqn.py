@@ -201,7 +201,6 @@ class PQN(Agent):
             state.learner, batch, self.optimizer(hp),
             lambda p, mb: self.loss(p, mb, hp, state.learner.init_params), k_learn,
             c.update_epochs, c.num_minibatches, hp["agent"]["max_grad_norm"],
-            compose.optimizer_reads_key(self.methods),
         )  # fmt: skip
         probe_obs = batch["obs"][probe_index(self.cfg.metrics.probe_size, self.batch_size)]
         events = self.events(traj["task_id"], traj["task_switched"], update_step)

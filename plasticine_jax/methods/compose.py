@@ -34,14 +34,6 @@ def wrap_optimizer(
     return tx
 
 
-def optimizer_reads_key(methods: Sequence[Method]) -> bool:
-    """Whether a per-step PRNG ``key`` must reach the optimizer: some method wraps it (its
-    hook may read ``key``: Kron's probes, shrink-and-perturb's fresh draws, a user
-    transform). The agents' own optimizers never read it, so without such a method they
-    pass ``key=None`` and draw none."""
-    return any(m.optimizer is not None for m in methods)
-
-
 def find_wrapper_state(opt_state: Any, state_type: type, method: str) -> Any:
     """The first ``state_type`` inside ``opt_state``: the state a method's optimizer hook
     keeps (injection's switch, neuroplastic expansion's masks) for its intervention to read.
