@@ -59,12 +59,13 @@ from plasticine_jax.runner.program import Program  # noqa: E402
 #       Adam's step does not change when the loss is scaled (up to its eps), so the rates are
 #       the same, not halved
 #   max_grad_norm 10 (rejax: optax.clip, each gradient entry to [-10, 10]) -> clip_grad_norm
-#       with max_grad_norm=10 (the global norm): cannot match, we have no element-wise clip
+#       with max_grad_norm=10 and grad_clip=elementwise (optax.clip too)
 #   eps 1 -> 0.05 over half of the run, gamma 0.99, 1e5 steps -> the same keys
 REJAX_DQN_CARTPOLE = [
     "env.num_envs=10", "agent.num_steps=1", "agent.replay_ratio=0.5", "agent.batch_size=100",
     "agent.buffer_size=50000", "agent.learning_starts=5000", "agent.double=true",
-    "agent.dueling=true", "agent.clip_grad_norm=true", "agent.network.hidden_sizes=[64, 64]",
+    "agent.dueling=true", "agent.clip_grad_norm=true", "agent.grad_clip=elementwise",
+    "agent.network.hidden_sizes=[64, 64]",
     "agent.network.activation=silu", "agent.hp.lr=1e-3", "agent.hp.tau=0.02",
     "agent.hp.target_every=10", "agent.hp.max_grad_norm=10", "agent.hp.eps_end=0.05",
     "agent.hp.exploration_fraction=0.5", "run.total_timesteps=100000", "metrics.probe_size=100",
@@ -86,8 +87,10 @@ REJAX_DQN_CARTPOLE = [
 #                                              agent.network.* override replaces the PQN
 #                                              network defaults with NetworkConfig's, tanh
 #                                              and no norm)
-# Cannot match: max_grad_norm 10 is rejax's element-wise optax.clip, ours the global norm;
-# rejax ends the lambda trace and bootstraps nothing at a time-limit truncation, ours
+#   max_grad_norm 10, rejax's element-wise optax.clip -> agent.hp.max_grad_norm=10,
+#                                              agent.grad_clip=elementwise (our default: the
+#                                              global norm, as purejaxql)
+# Cannot match: rejax ends the lambda trace and bootstraps nothing at a time-limit truncation, ours
 # bootstraps from the final observation (one more forward pass a step on each side: rejax's
 # next_q, our q_final); initialisation (flax's lecun-normal there, orthogonal here).
 REJAX_PQN_CARTPOLE = [
@@ -97,7 +100,7 @@ REJAX_PQN_CARTPOLE = [
     "agent.network.activation=relu", "agent.network.norm=layernorm", "agent.hp.lr=3e-4",
     "agent.hp.eps_start=1.0", "agent.hp.eps_end=0.05", "agent.hp.exploration_fraction=0.5",
     "agent.hp.gamma=0.99", "agent.hp.q_lambda=0.9", "agent.hp.reward_scale=1.0",
-    "agent.hp.max_grad_norm=10", "run.total_timesteps=524288",
+    "agent.hp.max_grad_norm=10", "agent.grad_clip=elementwise", "run.total_timesteps=524288",
 ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from plasticine_jax.agents.common import clip_by_global_norm, global_norm
+from plasticine_jax.agents.common import clip_by_global_norm, global_norm, gradient_clip
 
 
 def _tree(seed: int, scale: float) -> dict:
@@ -52,3 +52,15 @@ def test_clip_by_global_norm_scales_by_min_one_max_over_norm(scale):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
     assert jax.tree.structure(tx.init(g)) == jax.tree.structure(ref_state)
+
+
+def test_elementwise_clip_clips_each_entry_to_plus_minus_max():
+    tree = _tree(2, 3.0)
+    g = jax.tree.map(jnp.float32, tree)
+    tx = gradient_clip("elementwise", jnp.float32(1.5))
+    got, state = jax.jit(tx.update)(g, tx.init(g))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(tree), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.clip(np.asarray(b, np.float32), -1.5, 1.5))
+    assert isinstance(state, optax.EmptyState)
+    with pytest.raises(ValueError, match="choose 'global_norm' or 'elementwise'"):
+        gradient_clip("l2", 1.0)

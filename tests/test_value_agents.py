@@ -341,3 +341,66 @@ def test_a_diverging_dqn_member_is_frozen_and_the_others_run_on(tmp_path):
         [float(r["td_loss"]) for r in good], [float(r["td_loss"]) for r in rows(clean)],
         rtol=1e-5,
     )
+
+
+# ------------------------------------------------------------------ gradient clip
+
+
+def _two_adam_steps(tx, params, grads):
+    state = tx.init(params)
+    outs = []
+    for g in grads:
+        u, state = tx.update(g, state, params, key=jax.random.PRNGKey(0), grad_fn=None,
+                             max_grad_norm=None)  # fmt: skip
+        outs.append(u)
+    return outs
+
+
+@pytest.mark.parametrize("agent", ["ppo", "pqn", "dqn"])
+def test_grad_clip_elementwise_clips_entries_and_global_norm_scales(agent):
+    """Each agent's optimizer behind ``agent.grad_clip``: over two Adam steps (so the moments
+    see the clipped gradient), ``elementwise`` gives what the same optimizer gives for the
+    gradient clipped entry by entry in numpy, ``global_norm`` what it gives for the gradient
+    scaled by min(1, max / ||g||) in numpy; the two differ."""
+    extra = ["agent.clip_grad_norm=true"] if agent == "dqn" else []
+    cfgs = {k: value_cfg(agent, "agent.hp.max_grad_norm=0.5", f"agent.grad_clip={k}", *extra)
+            for k in ("elementwise", "global_norm")}  # fmt: skip
+    rng = np.random.default_rng(0)
+    out = {}
+    for kind, cfg in cfgs.items():
+        ag = build(cfg)
+        hp = jax.tree.map(lambda x: x[0], plan(cfg)[0].hp)
+        params = ag.init_params(jax.random.PRNGKey(1))
+        grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 2.0, p.dtype),
+                              params) for _ in range(2)]  # fmt: skip
+        if kind == "elementwise":
+            ref = [jax.tree.map(lambda g: jnp.asarray(np.clip(np.asarray(g), -0.5, 0.5)), g)
+                   for g in grads]  # fmt: skip
+        else:
+            def scaled(g):
+                n = np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in jax.tree.leaves(g)))
+                return jax.tree.map(lambda x: jnp.asarray(np.asarray(x) * min(1.0, 0.5 / n)), g)
+
+            ref = [scaled(g) for g in grads]
+        got = _two_adam_steps(ag.optimizer(hp), params, grads)
+        want = _two_adam_steps(ag.optimizer(hp), params, ref)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+        out[kind] = got
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+               for a, b in zip(jax.tree.leaves(out["elementwise"]),
+                               jax.tree.leaves(out["global_norm"]), strict=True))  # fmt: skip
+    assert diff > 1e-6
+
+
+def test_a_method_reading_the_global_norm_clip_is_refused_beside_an_elementwise_clip():
+    with pytest.raises(ConfigError, match=r"methods.0 \(trac\).*agent.grad_clip=global_norm"):
+        value_cfg("pqn", "agent.grad_clip=elementwise", "methods=[{name: trac}]")
+    with pytest.raises(ConfigError, match=r"methods.0 \(kron\)"):
+        load_config(None, ["agent.grad_clip=elementwise", "methods=[{name: kron}]"])
+    # Kron's psgd_jax variant reads no clip; DQN without clip_grad_norm clips nothing
+    value_cfg("pqn", "agent.grad_clip=elementwise",
+              "methods=[{name: kron, options: {variant: psgd_jax}}]")
+    value_cfg("dqn", "agent.grad_clip=elementwise", "methods=[{name: trac}]")
+    with pytest.raises(ConfigError, match="grad_clip"):
+        value_cfg("pqn", "agent.grad_clip=l2")

@@ -490,6 +490,22 @@ def clip_by_global_norm(max_norm: Array | float) -> optax.GradientTransformation
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
+def gradient_clip(kind: str, max_norm: Array | float) -> optax.GradientTransformation:
+    """The agent's gradient clip at ``max_norm`` (config ``agent.grad_clip``).
+
+    ``global_norm`` (the default; PureJaxRL, purejaxql, CleanRL and Plasticine's torch
+    ``clip_grad_norm_``): ``clip_by_global_norm``, the whole gradient scaled by
+    ``min(1, max_norm / ||g||)``. ``elementwise`` (rejax's ``optax.clip``): every entry
+    clipped to ``[-max_norm, max_norm]``, its direction not kept; it needs no reduction over
+    the gradient, so it fuses into the optimizer's update. Both keep an empty state.
+    """
+    if kind == "global_norm":
+        return clip_by_global_norm(max_norm)
+    if kind == "elementwise":
+        return optax.clip(max_norm)
+    raise ValueError(f"grad_clip={kind!r}: choose 'global_norm' or 'elementwise'")
+
+
 def optimizer_step(
     learner: LearnerState,
     tx: optax.GradientTransformation,

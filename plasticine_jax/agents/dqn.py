@@ -51,10 +51,10 @@ import optax
 from plasticine_jax.agents import replay as rb
 from plasticine_jax.agents.common import (
     ReplayAgent,
-    clip_by_global_norm,
     crossed,
     epsilon_greedy_choice,
     eval_key,
+    gradient_clip,
     linear_schedule,
     optimizer_step,
 )
@@ -144,13 +144,13 @@ class DQN(ReplayAgent):
     # ------------------------------------------------------------------ construction
 
     def optimizer(self, hp: HP) -> optax.GradientTransformationExtraArgs:
-        """Adam (eps ``adam_eps``), behind a global-norm clip when ``clip_grad_norm``,
-        wrapped by the methods."""
+        """Adam (eps ``adam_eps``), behind the gradient clip (``grad_clip``) when
+        ``clip_grad_norm``, wrapped by the methods."""
         a = hp["agent"]
         adam = self.adam()
         opt = optax.inject_hyperparams(adam)(learning_rate=a["lr"], eps=a["adam_eps"])
         if self.cfg.agent.clip_grad_norm:
-            opt = optax.chain(clip_by_global_norm(a["max_grad_norm"]), opt)
+            opt = optax.chain(gradient_clip(self.cfg.agent.grad_clip, a["max_grad_norm"]), opt)
         return compose.wrap_optimizer(opt, self.methods, hp["methods"])
 
     def _max_grad_norm(self, hp: HP) -> Array:

@@ -24,8 +24,8 @@ import optax
 from plasticine_jax.agents import distributions as D
 from plasticine_jax.agents.common import (
     Agent,
-    clip_by_global_norm,
     eval_key,
+    gradient_clip,
     minibatch_epochs,
     probe_index,
 )
@@ -123,7 +123,8 @@ class PPO(Agent):
     # ------------------------------------------------------------------ construction
 
     def optimizer(self, hp: HP) -> optax.GradientTransformationExtraArgs:
-        """Adam behind a global-norm clip, wrapped by the methods. Built inside the trace.
+        """Adam behind the gradient clip (``grad_clip``: the global norm by default), wrapped
+        by the methods. Built inside the trace.
 
         Adam keeps a step count per entry (``adam_gnt``, same updates) when a method's
         intervention restarts Adam on the entries it rewrites (``needs_element_counts``).
@@ -139,7 +140,7 @@ class PPO(Agent):
             lr = a["lr"]
         adam = self.adam()
         base = optax.chain(
-            clip_by_global_norm(a["max_grad_norm"]),
+            gradient_clip(self.cfg.agent.grad_clip, a["max_grad_norm"]),
             optax.inject_hyperparams(adam)(learning_rate=lr, eps=a["adam_eps"]),
         )
         return compose.wrap_optimizer(base, self.methods, hp["methods"])

@@ -16,10 +16,11 @@ truncation ends the trace but bootstraps from the final observation's ``max_a Q`
 Schedules (purejaxql): epsilon decays linearly from ``eps_start`` to ``eps_end`` over the
 first ``exploration_fraction`` of the updates (constant within an update); the learning rate
 (with ``anneal_lr``) decays linearly to 0 over all gradient steps (purejaxql: to 1e-20).
-RAdam (``optimizer: radam``) behind a global-norm clip. Rewards are multiplied by
-``reward_scale`` (purejaxql ``REW_SCALE``, 0.1 for CartPole; 1 in its MinAtar config). Not
-reproduced: purejaxql's MinAtar network divides observations by 255 (0/1 grids there); its
-He-normal initialisation (ours: the torsos' orthogonal initialisation).
+RAdam (``optimizer: radam``) behind a global-norm clip (``grad_clip``; rejax clips
+``elementwise``). Rewards are multiplied by ``reward_scale`` (purejaxql ``REW_SCALE``, 0.1
+for CartPole; 1 in its MinAtar config). Not reproduced: purejaxql's MinAtar network divides
+observations by 255 (0/1 grids there); its He-normal initialisation (ours: the torsos'
+orthogonal initialisation).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import optax
 
 from plasticine_jax.agents.common import (
     Agent,
-    clip_by_global_norm,
     epsilon_greedy_choice,
     eval_key,
+    gradient_clip,
     linear_schedule,
     minibatch_epochs,
     probe_index,
@@ -115,7 +116,7 @@ class PQN(Agent):
         else:
             base = optax.radam if c.optimizer == "radam" else optax.adam
         tx = optax.chain(
-            clip_by_global_norm(a["max_grad_norm"]),
+            gradient_clip(c.grad_clip, a["max_grad_norm"]),
             optax.inject_hyperparams(base)(learning_rate=lr, eps=a["adam_eps"]),
         )
         return compose.wrap_optimizer(tx, self.methods, hp["methods"])

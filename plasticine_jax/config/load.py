@@ -607,6 +607,21 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
             if mc.networks:
                 _check_networks(cfg, i, m, mc.networks)
             _check_uses_networks(cfg, i, m, mc.networks)
+            _check_grad_clip(cfg, i, m)
+
+
+def _check_grad_clip(cfg: ExperimentConfig, i: int, m: Any) -> None:
+    """A method that re-clips the gradient it reads by the global norm (TRAC, Kron's
+    ``kron_torch``: ``Method.reads_max_grad_norm``) runs only beside the agent's global-norm
+    clip, so that it reads the gradient the base optimizer is given."""
+    a = cfg.agent
+    clips = getattr(a, "clip_grad_norm", True)
+    if m.reads_max_grad_norm and clips and getattr(a, "grad_clip", "global_norm") != "global_norm":
+        raise ConfigError(
+            f"methods.{i} ({m.name}) clips the gradient it reads by the global norm "
+            f"(max_grad_norm), but agent.grad_clip={a.grad_clip!r}: set "
+            "agent.grad_clip=global_norm, or drop the method"
+        )
 
 
 def _check_uses_networks(cfg: ExperimentConfig, i: int, m: Any, networks: tuple[str, ...]) -> None:

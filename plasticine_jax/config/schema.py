@@ -15,6 +15,9 @@ import dataclasses
 from dataclasses import field
 from typing import Any
 
+# The agents' gradient clips (``agents.common.gradient_clip``).
+GRAD_CLIPS = ("global_norm", "elementwise")
+
 
 def _f(default: Any = dataclasses.MISSING, *, factory: Any = None, **meta: Any) -> Any:
     if factory is not None:
@@ -96,6 +99,12 @@ class PPOConfig:
     anneal_lr: bool = _f(True, help="linear learning-rate decay to 0 over the run")
     clip_vloss: bool = _f(True, help="clip the value loss as CleanRL does")
     norm_adv: bool = _f(True, help="normalise advantages per minibatch")
+    grad_clip: str = _f(
+        "global_norm", choices=GRAD_CLIPS,
+        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
+        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
+        "(optax.clip, as rejax does)",
+    )
     network: NetworkConfig = _f(factory=NetworkConfig)
     hp: PPOHyperparams = _f(factory=PPOHyperparams)
 
@@ -148,7 +157,13 @@ class DQNConfig:
     double: bool = _f(False, help="double DQN: online argmax, target value")
     dueling: bool = _f(False, help="dueling value and advantage heads")
     loss: str = _f("mse", choices=("mse", "huber"), help="CleanRL: mse; Dopamine: huber")
-    clip_grad_norm: bool = _f(False, help="clip the global gradient norm to max_grad_norm")
+    clip_grad_norm: bool = _f(False, help="clip the gradient to max_grad_norm (grad_clip)")
+    grad_clip: str = _f(
+        "global_norm", choices=GRAD_CLIPS,
+        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
+        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
+        "(optax.clip, as rejax does)",
+    )
     network: NetworkConfig = _f(factory=_q_network)
     hp: DQNHyperparams = _f(factory=DQNHyperparams)
 
@@ -207,6 +222,12 @@ class PQNConfig:
     update_epochs: int = _f(4, range=(1, None))
     anneal_lr: bool = _f(True, help="linear learning-rate decay to 0 over the run")
     optimizer: str = _f("radam", choices=("radam", "adam"), help="purejaxql: radam")
+    grad_clip: str = _f(
+        "global_norm", choices=GRAD_CLIPS,
+        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
+        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
+        "(optax.clip, as rejax does)",
+    )
     network: NetworkConfig = _f(factory=_pqn_network)
     hp: PQNHyperparams = _f(factory=PQNHyperparams)
 

@@ -12,10 +12,10 @@ Hooks (all optional):
   ``optax.GradientTransformationExtraArgs`` to receive the per-step PRNG ``key``.
   Extra arguments the agent passes reach every wrapper: ``key`` (per-step PRNG key, distinct
   per vmapped seed), ``grad_fn`` (``params -> grads`` on the current minibatch; SAM needs
-  it) and ``max_grad_norm`` (the agent's global-norm clip threshold, applied inside the base
-  optimizer; TRAC clips with it the gradient it reads). A wrapper's ``NamedTuple`` state may
-  list ``persist_fields``: fields an optimizer-state reset must keep (anchors such as θ₀,
-  initial norms, clipping bounds).
+  it) and ``max_grad_norm`` (the agent's clip threshold, applied inside the base optimizer;
+  TRAC clips with it, by the global norm, the gradient it reads: ``reads_max_grad_norm``).
+  A wrapper's ``NamedTuple`` state may list ``persist_fields``: fields an optimizer-state
+  reset must keep (anchors such as θ₀, initial norms, clipping bounds).
 * ``penalty(params, anchor_params, hp) -> scalar``: added to the loss; ``anchor_params``
   are the parameters at initialisation (L2-to-init, Parseval, ...).
 * ``intervention``: an ``Intervention`` fired by a traced schedule between updates
@@ -146,6 +146,10 @@ class Method:
       uses_networks: option name -> the agent networks that option names (neuroplastic
         expansion's ``static_networks``); the config checks, before anything compiles, that
         each is a network of the agent and one the entry's ``networks:`` keeps.
+      reads_max_grad_norm: the optimizer hook clips, by the global norm, the gradient it
+        reads with the extra argument ``max_grad_norm`` (TRAC, Kron's ``kron_torch``), so
+        the config refuses it beside ``agent.grad_clip: elementwise``, whose base
+        optimizer sees a differently clipped gradient.
     """
 
     name: str
@@ -165,6 +169,7 @@ class Method:
     needs_element_counts: bool = False
     networks: tuple[str, ...] = ()
     uses_networks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    reads_max_grad_norm: bool = False
 
     @property
     def key(self) -> tuple[Any, ...]:

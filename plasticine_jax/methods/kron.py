@@ -459,4 +459,5 @@ def kron(
         hp=hp,
         identity_hp={**hp, "enabled": 0.0},
         optimizer=lambda tx, hp: kron_tx(tx, hp, variant, max_size_triangular, min_ndim_triangular),
+        reads_max_grad_norm=variant == "kron_torch",
     )

@@ -174,4 +174,5 @@ def trac(betas: Sequence[float] = BETAS) -> Method:
         hp={"enabled": 1.0, "s_prev": 1e-8, "eps": 1e-8},
         identity_hp={"enabled": 0.0, "s_prev": 1e-8, "eps": 1e-8},
         optimizer=lambda tx, hp: trac_tx(tx, hp, betas),
+        reads_max_grad_norm=True,
     )
