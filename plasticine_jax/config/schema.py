@@ -25,6 +25,16 @@ def _f(default: Any = dataclasses.MISSING, *, factory: Any = None, **meta: Any) 
     return field(default=default, metadata=meta)
 
 
+def _grad_clip() -> Any:
+    """``agent.grad_clip`` (PPO, PQN, DQN/C51): which clip ``max_grad_norm`` sets."""
+    return _f(
+        "global_norm", choices=GRAD_CLIPS,
+        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
+        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
+        "(optax.clip, as rejax does)",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class NormalizeConfig:
     """Observation and reward normalisation by running statistics (``envs.normalize``, gym's
@@ -99,12 +109,7 @@ class PPOConfig:
     anneal_lr: bool = _f(True, help="linear learning-rate decay to 0 over the run")
     clip_vloss: bool = _f(True, help="clip the value loss as CleanRL does")
     norm_adv: bool = _f(True, help="normalise advantages per minibatch")
-    grad_clip: str = _f(
-        "global_norm", choices=GRAD_CLIPS,
-        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
-        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
-        "(optax.clip, as rejax does)",
-    )
+    grad_clip: str = _grad_clip()
     network: NetworkConfig = _f(factory=NetworkConfig)
     hp: PPOHyperparams = _f(factory=PPOHyperparams)
 
@@ -158,12 +163,7 @@ class DQNConfig:
     dueling: bool = _f(False, help="dueling value and advantage heads")
     loss: str = _f("mse", choices=("mse", "huber"), help="CleanRL: mse; Dopamine: huber")
     clip_grad_norm: bool = _f(False, help="clip the gradient to max_grad_norm (grad_clip)")
-    grad_clip: str = _f(
-        "global_norm", choices=GRAD_CLIPS,
-        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
-        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
-        "(optax.clip, as rejax does)",
-    )
+    grad_clip: str = _grad_clip()
     network: NetworkConfig = _f(factory=_q_network)
     hp: DQNHyperparams = _f(factory=DQNHyperparams)
 
@@ -222,12 +222,7 @@ class PQNConfig:
     update_epochs: int = _f(4, range=(1, None))
     anneal_lr: bool = _f(True, help="linear learning-rate decay to 0 over the run")
     optimizer: str = _f("radam", choices=("radam", "adam"), help="purejaxql: radam")
-    grad_clip: str = _f(
-        "global_norm", choices=GRAD_CLIPS,
-        help="global_norm: scale the whole gradient to norm <= max_grad_norm (PureJaxRL, "
-        "purejaxql, CleanRL, Plasticine); elementwise: clip each entry to +-max_grad_norm "
-        "(optax.clip, as rejax does)",
-    )
+    grad_clip: str = _grad_clip()
     network: NetworkConfig = _f(factory=_pqn_network)
     hp: PQNHyperparams = _f(factory=PQNHyperparams)
 
