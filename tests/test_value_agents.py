@@ -404,3 +404,26 @@ def test_a_method_reading_the_global_norm_clip_is_refused_beside_an_elementwise_
     value_cfg("dqn", "agent.grad_clip=elementwise", "methods=[{name: trac}]")
     with pytest.raises(ConfigError, match="grad_clip"):
         value_cfg("pqn", "agent.grad_clip=l2")
+    # a sweep reaching the elementwise clip is refused for the value that does
+    with pytest.raises(ConfigError, match=r"sweep.agent.grad_clip value 'elementwise'"):
+        value_cfg("pqn", "methods=[{name: trac}]",
+                  "sweep={agent.grad_clip: [global_norm, elementwise]}")
+
+
+def test_a_user_method_reading_the_global_norm_clip_is_refused_by_the_planner(
+    monkeypatch, tmp_path
+):
+    """A user's Method (an import path, built by the planner, not the config loader) that
+    declares ``reads_max_grad_norm`` meets the same check."""
+    (tmp_path / "gc_probe_methods.py").write_text(
+        "from plasticine_jax.methods.base import Method\n"
+        "def reclips():\n"
+        "    return Method(name='reclips', reads_max_grad_norm=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = "gc_probe_methods:reclips"
+    cfg = value_cfg("pqn", "agent.grad_clip=elementwise", f"methods=[{{name: '{name}'}}]")
+    with pytest.raises(ConfigError, match=r"methods.0 \(reclips\).*agent.grad_clip=global_norm"):
+        plan(cfg)
+    ok = value_cfg("pqn", f"methods=[{{name: '{name}'}}]")  # beside the global-norm clip
+    assert [m.name for m in plan(ok)[0].methods] == ["reclips"]

@@ -607,13 +607,14 @@ def _validate_method_options(cfg: ExperimentConfig) -> None:
             if mc.networks:
                 _check_networks(cfg, i, m, mc.networks)
             _check_uses_networks(cfg, i, m, mc.networks)
-            _check_grad_clip(cfg, i, m)
+            check_grad_clip(cfg, i, m)
 
 
-def _check_grad_clip(cfg: ExperimentConfig, i: int, m: Any) -> None:
+def check_grad_clip(cfg: ExperimentConfig, i: int, m: Any) -> None:
     """A method that re-clips the gradient it reads by the global norm (TRAC, Kron's
     ``kron_torch``: ``Method.reads_max_grad_norm``) runs only beside the agent's global-norm
-    clip, so that it reads the gradient the base optimizer is given."""
+    clip, so that it reads the gradient the base optimizer is given. Registered methods are
+    checked when the config loads, a user's (an import path) when the planner builds it."""
     a = cfg.agent
     clips = getattr(a, "clip_grad_norm", True)
     if m.reads_max_grad_norm and clips and getattr(a, "grad_clip", "global_norm") != "global_norm":

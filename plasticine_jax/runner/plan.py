@@ -22,6 +22,7 @@ from plasticine_jax.config.load import (
     ConfigError,
     apply_override,
     as_float,
+    check_grad_clip,
     from_dict,
     to_dict,
     validate,
@@ -78,6 +79,7 @@ def build_methods(cfg: ExperimentConfig) -> tuple[Method, ...]:
             )
         for k, v in mc.hp.items():
             as_float(v, f"methods.{i}.hp.{k}")
+        check_grad_clip(cfg, i, m)
         if mc.networks:
             m = dataclasses.replace(m, networks=tuple(mc.networks))
         methods.append(m)
