@@ -60,7 +60,9 @@ class MinAtarGameSequence(Environment):
         schedule: TaskSchedule,
         channels: str = "padded",
     ):
-        import gymnax
+        from plasticine_jax.envs.gymnax_import import import_gymnax
+
+        gymnax = import_gymnax()
 
         if channels not in CHANNEL_LAYOUTS:
             raise ValueError(f"channels {channels!r}; choose one of {list(CHANNEL_LAYOUTS)}")

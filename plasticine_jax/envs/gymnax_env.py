@@ -23,7 +23,9 @@ class GymnaxState(NamedTuple):
 
 
 def _action_space(space: Any) -> DiscreteActions | ContinuousActions:
-    from gymnax.environments import spaces
+    from plasticine_jax.envs.gymnax_import import import_gymnax
+
+    spaces = import_gymnax().environments.spaces
 
     if isinstance(space, spaces.Discrete):
         return DiscreteActions(int(space.n))
@@ -47,7 +49,9 @@ class GymnaxEnv(Environment):
     def __init__(self, env_id: str, num_envs: int, **env_kwargs: Any):
         import dataclasses
 
-        import gymnax
+        from plasticine_jax.envs.gymnax_import import import_gymnax
+
+        gymnax = import_gymnax()
 
         if env_id not in gymnax.registered_envs:
             raise ValueError(

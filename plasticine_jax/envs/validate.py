@@ -70,7 +70,9 @@ def did_you_mean(value: Any, allowed: Iterable[str]) -> str:
 def known_ids(backend: str) -> set[str]:
     """Every env id ``backend`` can build (its extra must be installed)."""
     if backend == "gymnax":
-        import gymnax
+        from plasticine_jax.envs.gymnax_import import import_gymnax
+
+        gymnax = import_gymnax()
 
         return set(gymnax.registered_envs)
     if backend == "craftax":
@@ -163,7 +165,9 @@ def check_option_value(key: str, value: Any) -> None:
 @functools.cache
 def _gymnax_param_types(env_id: str) -> dict[str, type]:
     """The types of a gymnax env's ``EnvParams`` fields (``max_steps_in_episode``: int)."""
-    import gymnax
+    from plasticine_jax.envs.gymnax_import import import_gymnax
+
+    gymnax = import_gymnax()
 
     _, params = gymnax.make(env_id)
     return {f.name: type(getattr(params, f.name)) for f in dataclasses.fields(params)}
