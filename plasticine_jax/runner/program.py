@@ -14,6 +14,7 @@ from plasticine_jax.config.load import chunk_updates
 from plasticine_jax.envs.registry import make_env
 from plasticine_jax.runner import distributed
 from plasticine_jax.runner.cache import enable_compile_cache
+from plasticine_jax.runner.lapack_threads import limit_lapack_threads
 from plasticine_jax.runner.plan import CompileGroup
 
 
@@ -123,6 +124,7 @@ class Program:
 
     def __init__(self, group: CompileGroup):
         enable_compile_cache()  # a repeated run loads its programs instead of compiling
+        limit_lapack_threads()  # XLA:CPU's LAPACK calls: one thread each, not a second pool
         cfg = group.cfg
         e = cfg.env
 
