@@ -109,6 +109,17 @@ def guard_update(update, trained_params, loss_keys, unguarded: str | None = None
     return guarded
 
 
+def init_compiler_options(prefill_steps: int) -> dict[str, Any] | None:
+    """XLA options for compiling ``init``: backend optimisation level 0 when ``init`` only
+    initialises (no replay prefill). It runs once, in milliseconds, while LLVM's optimisation
+    of its random draws (a threefry per weight matrix) took most of its compile: PPO on
+    CartPole, 8 members, compile 2.6 s -> 1.0 s, run 3 ms -> 12 ms (``benchmarks/RESULTS.md``,
+    "Compiling init"). The initial weights can differ from an optimised build's in the last
+    bits (up to 4e-6 measured; tests compile everything at level 0 anyway). A replay agent's
+    ``init`` also runs its prefill, thousands of env steps, so it is optimised as before."""
+    return None if prefill_steps else {"xla_backend_optimization_level": 0}
+
+
 class Program:
     """The compiled program of one group: every member advances in lock-step.
 
@@ -156,7 +167,10 @@ class Program:
         init = lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp))  # noqa: E731
         # init's states on the member sharding, as every chunk returns them: the first chunk
         # is then the same program as the others (else a sharded run compiled it twice)
-        self._init = jax.jit(init, **({"out_shardings": self.sharding} if self.sharding else {}))
+        self._init = jax.jit(
+            init, compiler_options=init_compiler_options(self.prefill_steps),
+            **({"out_shardings": self.sharding} if self.sharding else {}),
+        )  # fmt: skip
 
     @property
     def compiles(self) -> int:
