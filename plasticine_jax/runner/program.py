@@ -167,10 +167,12 @@ class Program:
         init = lambda keys, hp: _strong_types(jax.vmap(self.agent.init)(keys, hp))  # noqa: E731
         # init's states on the member sharding, as every chunk returns them: the first chunk
         # is then the same program as the others (else a sharded run compiled it twice)
-        self._init = jax.jit(
-            init, compiler_options=init_compiler_options(self.prefill_steps),
-            **({"out_shardings": self.sharding} if self.sharding else {}),
-        )  # fmt: skip
+        shard = {"out_shardings": self.sharding} if self.sharding else {}
+        self._init = jax.jit(init, **shard)  # traceable inside other transformations
+        # the call itself: options are only allowed on an outermost jit
+        self._init_call = jax.jit(
+            init, compiler_options=init_compiler_options(self.prefill_steps), **shard
+        )
 
     @property
     def compiles(self) -> int:
@@ -208,8 +210,9 @@ class Program:
         if self.sharding is not None:
             keys, hp = distributed.to_global((keys, hp), self.sharding)
             zeros = distributed.to_global(np.zeros(keys.shape[0], np.int32), self.sharding)
-            return self.init_fn(keys, hp)._replace(diverged_at=zeros)
-        return self.init_fn(keys, hp)
+        else:
+            zeros = jnp.zeros(keys.shape[0], jnp.int32)
+        return ProgramState(self._init_call(keys, hp), zeros)
 
     def _chunk(
         self, states: ProgramState, start: jax.Array, length: jax.Array
