@@ -33,7 +33,7 @@ def scipy_blas():
 
     root = os.path.dirname(os.path.abspath(scipy.__file__))
     libs = ThreadpoolController().select(user_api="blas").lib_controllers
-    own = [lib for lib in libs if lib.filepath.startswith(root)]
+    own = [lib for lib in libs if lib.filepath.startswith((root + os.sep, root + ".libs" + os.sep))]
     if not own:
         raise SystemExit("no BLAS bundled with SciPy here (a conda install?): nothing to compare")
     return own[0]

@@ -36,8 +36,9 @@ def limit_lapack_threads() -> tuple[str, ...]:
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
-    root = os.path.dirname(os.path.abspath(scipy.__file__))  # scipy.libs/, scipy/.dylibs/
-    own = [lib for lib in blas.lib_controllers if lib.filepath.startswith(root)]
+    root = os.path.dirname(os.path.abspath(scipy.__file__))
+    bundled = (root + os.sep, root + ".libs" + os.sep)  # scipy/.dylibs/ (macOS), scipy.libs/
+    own = [lib for lib in blas.lib_controllers if lib.filepath.startswith(bundled)]
     libs = own or blas.lib_controllers
     for lib in libs:
         lib.set_num_threads(1)
