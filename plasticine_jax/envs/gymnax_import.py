@@ -2,9 +2,9 @@
 
 ``import gymnax`` imports every environment it registers, and five of those modules import
 ``matplotlib.pyplot`` (and Pong ``seaborn``, which pulls in pandas and scipy.stats) at module
-level, for their ``render`` methods only. On the 2-core development machine that is about
-1.4 s of every process that builds or validates a gymnax env (``benchmarks/RESULTS.md``,
-"Start-up"). ``import_gymnax`` imports gymnax with those two modules deferred: a stand-in
+level, for their ``render`` methods only. On the 2-core development machine ``import gymnax``
+took 1.76 s that way and 0.41 s with them deferred (``benchmarks/RESULTS.md``, issue 13,
+"Start-up parts"). ``import_gymnax`` imports gymnax with those two modules deferred: a stand-in
 module imports the real one the first time anything reads an attribute of it (a render, or
 user code that imports it later), so nothing changes but when the cost is paid. Modules
 already imported are left as they are.

@@ -5,8 +5,8 @@ LAPACK (jaxlib takes its kernels from ``scipy.linalg.cython_lapack``), so on a S
 through SciPy's bundled OpenBLAS. That OpenBLAS keeps its own pool of one thread per core, and
 a call made from one of XLA's worker threads then spreads over cores XLA's other workers are
 using: the two pools oversubscribe the machine. On the 2-core development machine, at 32
-PPO members, the plasticity metrics cost 42 ms an update they run with OpenBLAS's default
-pool and 24 ms with one thread (``benchmarks/RESULTS.md``, "LAPACK threads").
+PPO members with the metrics every update, an update took 113 ms with OpenBLAS's default
+pool and 95 ms with one thread (``benchmarks/RESULTS.md``, issue 13, "LAPACK threads").
 
 ``limit_lapack_threads`` sets SciPy's BLAS pool to one thread, once per process, on the CPU
 backend only, with ``threadpoolctl``. NumPy's own BLAS (a separate library in NumPy's wheels)

@@ -113,10 +113,11 @@ def init_compiler_options(prefill_steps: int) -> dict[str, Any] | None:
     """XLA options for compiling ``init``: backend optimisation level 0 when ``init`` only
     initialises (no replay prefill). It runs once, in milliseconds, while LLVM's optimisation
     of its random draws (a threefry per weight matrix) took most of its compile: PPO on
-    CartPole, 8 members, compile 2.6 s -> 1.0 s, run 3 ms -> 12 ms (``benchmarks/RESULTS.md``,
-    "Compiling init"). The initial weights can differ from an optimised build's in the last
-    bits (up to 4e-6 measured; tests compile everything at level 0 anyway). A replay agent's
-    ``init`` also runs its prefill, thousands of env steps, so it is optimised as before."""
+    CartPole, 8 members, compile 2.76 s -> 0.98 s, run 2.6 ms -> 10.3 ms
+    (``benchmarks/RESULTS.md``, issue 13, "Start-up parts"). The initial weights can differ
+    from an optimised build's in the last bits (up to 4e-6 measured; tests compile everything
+    at level 0 anyway). A replay agent's ``init`` also runs its prefill, thousands of env
+    steps, so it is optimised as before."""
     return None if prefill_steps else {"xla_backend_optimization_level": 0}
 
 
