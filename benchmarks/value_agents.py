@@ -179,7 +179,7 @@ class TimedCase(Timed):
 
 def member_bytes(program: Program) -> tuple[float, float]:
     """``(buffer, whole state)`` bytes per member, from ``jax.eval_shape`` of ``init``."""
-    members = jax.eval_shape(program.init).members
+    members = program.init_shapes().members
     m = len(program.group.members)
     buffer = getattr(members, "buffer", None)
     buf = buffer_bytes(buffer) / m if buffer is not None else 0.0

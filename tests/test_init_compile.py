@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from plasticine_jax.config import load_config
 from plasticine_jax.runner import program as program_module
@@ -45,3 +46,16 @@ def test_level_0_init_is_the_same_initialisation():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         elif a.dtype.kind in "iub":
             np.testing.assert_array_equal(a, b)
+
+
+def test_init_shapes_trace_what_init_returns():
+    """``init_shapes`` works where ``jax.eval_shape(program.init)`` is refused (init's
+    compiler options), and gives the shapes and dtypes ``init`` returns."""
+    prog = program_module.Program(plan(load_config(data=tiny()))[0])
+    assert program_module.init_compiler_options(prog.prefill_steps)  # options are set
+    with pytest.raises(ValueError, match="compiler_options"):
+        jax.eval_shape(prog.init)
+    shapes, states = prog.init_shapes(), prog.init()
+    assert jax.tree.structure(shapes) == jax.tree.structure(states)
+    for s, a in zip(jax.tree.leaves(shapes), jax.tree.leaves(states), strict=True):
+        assert (s.shape, s.dtype) == (a.shape, a.dtype)

@@ -118,7 +118,7 @@ def test_every_structural_method_traces_in_every_value_agent(agent):
             continue
         m = make_method(name)
         prog = _program(agent, [m], [{name: dict(m.hp)}, {name: dict(m.hp)}])
-        states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
+        states = prog.init_shapes()
         new, out = jax.eval_shape(lambda s, p=prog: p._chunk(s, jnp.int32(0), 2), states)
         assert jax.tree.structure(new) == jax.tree.structure(states), name
         assert out[LOSS[agent]].shape == (2, 2), name

@@ -292,7 +292,7 @@ def test_every_continuous_env_traces_with_the_agent(agent, backend, env_file, ex
           or "shift" in env_file else []),
     ])  # fmt: skip
     prog = Program(plan(cfg)[0])
-    states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
+    states = prog.init_shapes()
     new, out = jax.eval_shape(lambda s: prog._chunk(s, jnp.int32(0), 2), states)
     assert jax.tree.structure(new) == jax.tree.structure(states)
     assert out["critic_loss"].shape == (prog.chunk, 1)  # the [chunk, M] buffer

@@ -313,7 +313,6 @@ def test_a_checkpoint_cadence_writes_fewer_checkpoints_and_resumes_exactly(tmp_p
 def test_the_update_is_traced_once_for_the_metric_names_and_the_chunk(monkeypatch):
     # The chunk loop reuses the trace that found the metrics buffer's shapes (the guarded
     # update is jitted), instead of tracing the agent's update a second time (seconds each).
-    import jax
     import jax.numpy as jnp
 
     from plasticine_jax.runner import program as program_module
@@ -336,6 +335,6 @@ def test_the_update_is_traced_once_for_the_metric_names_and_the_chunk(monkeypatc
     monkeypatch.setattr(program_module, "make_agent", counting_agent)
     prog = program_module.Program(plan(load_config(data=tiny()))[0])
     assert "pg_loss" in prog.metric_names() and len(traces) == 1
-    states = jax.eval_shape(prog.init_fn, prog._keys(), prog.group.hp)
+    states = prog.init_shapes()
     prog._run_chunk.lower(states, jnp.int32(0), jnp.int32(1))
     assert len(traces) == 1

@@ -192,7 +192,7 @@ class Program:
     def _out_struct(self) -> dict[str, jax.ShapeDtypeStruct]:
         """Shape and dtype of one update's scalars over the members (tracing only, once)."""
         if self._out is None:
-            states = jax.eval_shape(self.init_fn, self._keys(), self.group.hp)
+            states = self.init_shapes()
             _, _, self._out = jax.eval_shape(
                 self._guarded, states.members, states.diverged_at, jnp.int32(0)
             )
@@ -204,6 +204,12 @@ class Program:
     def init_fn(self, keys: jax.Array, hp: Any) -> ProgramState:
         members = self._init(keys, hp)
         return ProgramState(members, jnp.zeros(keys.shape[0], jnp.int32))
+
+    def init_shapes(self) -> ProgramState:
+        """Shapes and dtypes of ``init()``'s states, by tracing only (nothing compiled or
+        allocated). ``jax.eval_shape(program.init)`` does not work: ``init`` is the outermost
+        call, compiled with options (``init_compiler_options``) a traced jit refuses."""
+        return jax.eval_shape(self.init_fn, self._keys(), self.group.hp)
 
     def init(self) -> ProgramState:
         hp = self.group.hp
