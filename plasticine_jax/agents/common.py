@@ -440,13 +440,15 @@ def permutation_rounds(n: int) -> tuple[int, int]:
 
 def permutation(key: Array, n: int) -> Array:
     """A uniformly random permutation of ``range(n)`` (int32): ``jax.random.permutation``'s
-    law (not its values), at about a third of its cost on CPU.
+    law (not its values), at a quarter to a third of its cost on CPU from a few thousand
+    rows on.
 
     ``jax.random.permutation`` sorts the indices by random 32-bit keys, two rounds of a
-    two-operand (key, value) sort for ``n`` of a minibatch loop. XLA's CPU sort calls a
-    compiled comparator per comparison when it sorts several operands, and runs a plain
-    ``std::sort`` on one: 8 vmapped permutations of 2048 cost 4.6 ms against 1.4 ms here
-    (``benchmarks/permutation.py``), five times an update in PQN's and PPO's epochs.
+    two-operand (key, value) sort for ``n`` of a minibatch loop. XLA:CPU sorts several
+    operands through a compiled comparator called per comparison, one operand much faster:
+    8 vmapped permutations of 2048 cost 4.4 ms against 1.2 ms here, and PQN's update at
+    rejax's CartPole settings (five of them an update) takes 0.82x the time
+    (``benchmarks/permutation.py``, ``benchmarks/RESULTS.md``).
 
     Here each round packs a random key and the index into one ``uint32`` (the key's low
     ``index_bits`` cleared, the position written there) and sorts that single operand; the
