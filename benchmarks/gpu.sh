@@ -4,7 +4,8 @@
 #
 # Run, from the repo root, after `make setup EXTRAS=dev,all` (pyproject has no CUDA extra:
 # on a GPU machine also `.venv/bin/pip install "jax[cuda12]==<the installed jax version>"`;
-# the script stops if nvidia-smi sees a GPU but jax does not):
+# the script stops if nvidia-smi sees a GPU but jax does not). On the device tool's lent
+# machines (no registry, their own CUDA jax) run benchmarks/gpu_device.sh instead:
 #
 #     bash benchmarks/gpu.sh
 #     SEEDS="1 32" STEPS=2000000 bash benchmarks/gpu.sh     # smaller
