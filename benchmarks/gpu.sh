@@ -35,6 +35,7 @@
 #   SWEEP_SEEDS=32  STEPS=10000000  SWEEP_CONFIG=configs/experiments/breakout_methods.yaml
 #   SWEEP_EXTRA=""  (extra `key=value` overrides for the sweep, split on spaces)
 #   OUT=runs/gpu-<date>  PY=.venv/bin/python
+#   PARTS="throughput sweep"  (one of them alone: e.g. two shorter commands on a lent machine)
 #   ALLOW_CPU=0  (1: run even though jax sees no GPU, e.g. the test)
 #   PLASTICINE_JAX_CACHE_DIR=off  (cold compiles, so compile times are real; a cache dir
 #   reuses compiled programs, and JAX_COMPILATION_CACHE_DIR, when set, wins)
@@ -56,6 +57,7 @@ SWEEP_EXTRA=${SWEEP_EXTRA:-}
 OUT=${OUT:-$ROOT/runs/gpu-$STAMP}
 PY=${PY:-$ROOT/.venv/bin/python}
 ALLOW_CPU=${ALLOW_CPU:-0}
+PARTS=${PARTS:-"throughput sweep"}
 export PLASTICINE_JAX_CACHE_DIR=${PLASTICINE_JAX_CACHE_DIR:-off}
 
 # The 8 method lists (YAML flow): every one only wraps the optimizer or adds a penalty, so
@@ -72,6 +74,12 @@ cd "$ROOT"
 [[ "$UPDATES" =~ ^[0-9]+$ && $((UPDATES % 10)) -eq 0 && "$UPDATES" -gt 0 ]] \
     || die "UPDATES=$UPDATES must be a positive multiple of 10 (throughput.py needs it)"
 read -r -a sweep_extra <<< "$SWEEP_EXTRA"
+read -r -a parts <<< "$PARTS"
+[[ ${#parts[@]} -gt 0 ]] || die "PARTS is empty: give throughput, sweep or both"
+for p in "${parts[@]}"; do
+    [[ "$p" == throughput || "$p" == sweep ]] || die "PARTS has '$p': give throughput, sweep or both"
+done
+want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 RESULTS="$OUT/gpu_results.md"
 
 # --- machine ---------------------------------------------------------------------------
@@ -104,7 +112,7 @@ if [[ "$BACKEND" == cpu && "$ALLOW_CPU" != 1 ]]; then
     die "jax sees no GPU; set ALLOW_CPU=1 (and small sizes, see the header) to run on CPU"
 fi
 echo "sizes:    SEEDS='$SEEDS' ENVS='$ENVS' UPDATES=$UPDATES REPEATS=$REPEATS" \
-     "SWEEP_SEEDS=$SWEEP_SEEDS STEPS=$STEPS SWEEP_EXTRA='$SWEEP_EXTRA'"
+     "SWEEP_SEEDS=$SWEEP_SEEDS STEPS=$STEPS SWEEP_EXTRA='$SWEEP_EXTRA' PARTS='$PARTS'"
 echo "results:  $RESULTS"
 
 {
@@ -117,6 +125,7 @@ echo "results:  $RESULTS"
 } > "$RESULTS"
 
 # --- 1. PPO throughput ------------------------------------------------------------------
+if want throughput; then
 THR_CMD="python benchmarks/throughput.py --envs $ENVS --seeds $SEEDS --updates $UPDATES --repeats $REPEATS"
 echo; echo "== 1. throughput: $THR_CMD"
 t0=$(date +%s.%N)
@@ -138,8 +147,10 @@ done
     grep -v '^#' "$OUT/throughput.txt"
     echo
 } >> "$RESULTS"
+fi
 
 # --- 2. method sweep --------------------------------------------------------------------
+if want sweep; then
 RUN_NAME=sweep
 SWEEP_ARGS=("sweep.methods=$METHODS" "run.num_seeds=$SWEEP_SEEDS" "run.total_timesteps=$STEPS"
             "run.out_dir=$OUT" "run.name=$RUN_NAME" "run.report=false"
@@ -183,6 +194,7 @@ EOF
     echo "$SWEEP_ROW"
     echo
 } >> "$RESULTS"
+fi
 
 echo
 echo "== done; results in $RESULTS"

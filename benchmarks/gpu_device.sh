@@ -24,7 +24,8 @@
 # ENVS="breakout cartpole", UPDATES=10, REPEATS=2; the sweep's 8 lists x SWEEP_SEEDS=32 at
 # STEPS=1000000 env steps per member (gpu.sh scales its loop time to 1e7 steps per member).
 # NOT MEASURED on a GPU yet: the budget is an estimate (12 throughput programs to compile,
-# then one sweep program of 256 members).
+# then one sweep program of 256 members). If a run is cut by it, run the two parts as two
+# commands on the warm machine: PARTS=throughput, then PARTS=sweep (gpu.sh's variable).
 #
 # Other settings: WHEELS (default $ROOT/.whl; "none": install nothing, for a machine that
 # has the packages, e.g. tests/test_gpu_script.py on CPU), SITE (default /tmp/site), PY

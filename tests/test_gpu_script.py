@@ -149,3 +149,25 @@ def test_device_wheels_asks_pip_for_python_3_12_wheels_and_counts_them(tmp_path,
         assert proc.returncode == 0, proc.stderr
         assert "3 wheels in" in proc.stdout
         assert len(list((tmp_path / "whl").glob("*.whl"))) == 3
+
+
+def _gpu_sh(tmp_path, **env):
+    env = {**os.environ, **DEVICE_ENV, "PY": sys.executable, "OUT": "out", **env}
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow  # about 15 s on the 2-core development machine
+def test_parts_runs_one_part_alone(tmp_path):
+    proc = _gpu_sh(tmp_path, PARTS="sweep")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    md = (tmp_path / "out" / "gpu_results.md").read_text()
+    assert "### Method sweep" in md and "| 8 | 1 | 8 | 128 | 1 |" in md
+    assert "PPO throughput" not in md and not (tmp_path / "out" / "throughput.txt").exists()
+
+
+@pytest.mark.parametrize("parts", [" ", "throughput sweeps"])  # (an empty one: the default)
+def test_parts_refuses_what_it_does_not_know(tmp_path, parts):
+    proc = _gpu_sh(tmp_path, PARTS=parts)
+    assert proc.returncode != 0
+    assert "PARTS" in proc.stderr and "give throughput, sweep or both" in proc.stderr
