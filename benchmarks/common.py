@@ -75,12 +75,12 @@ class Timed:
       seeds: vmapped seeds.
       updates: PPO updates per chunk.
       metrics_every: ``metrics.every`` (0: plasticity metrics off).
-      methods: method names, at their defaults.
+      methods: method names (at their defaults) or ``MethodConfig``s.
       max_chunks: chunks the run is sized for (the program never runs past its budget).
     """
 
     def __init__(self, env: str, seeds: int, updates: int, metrics_every: int = 0,
-                 methods: Sequence[str] = (), max_chunks: int = 10**6):
+                 methods: Sequence[str | MethodConfig] = (), max_chunks: int = 10**6):
         cfg = load_config(
             "configs/cartpole_ppo.yaml",
             [
@@ -94,7 +94,8 @@ class Timed:
                 "metrics.probe_size=256",
             ],
         )
-        cfg = dataclasses.replace(cfg, methods=tuple(MethodConfig(name=m) for m in methods))
+        cfg = dataclasses.replace(cfg, methods=tuple(
+            m if isinstance(m, MethodConfig) else MethodConfig(name=m) for m in methods))
         (group,) = plan(cfg)
         self.program = Program(group)
         self.states = self.program.init()
