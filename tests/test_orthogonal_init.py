@@ -38,3 +38,20 @@ def test_gram_schmidt_vmaps_and_differs_per_seed():
     one = np.asarray(orthogonal()(jax.random.split(jax.random.PRNGKey(0), 3)[1], (8, 8)))
     np.testing.assert_allclose(ws[1], one, atol=1e-5)
     assert jnp.isfinite(ws).all()
+
+
+@pytest.mark.parametrize("shape", [(64, 16), (32, 32), (8, 40), (3, 3, 4, 16), (1024, 128)])
+def test_gram_schmidt_equals_numpy_qr_of_the_same_gaussian(shape):
+    """The initialiser is the Q of the QR of its Gaussian draw with R's diagonal made
+    positive (numpy's Householder QR, float64), transposed when the kernel is wide."""
+    import math
+
+    key = jax.random.PRNGKey(7)
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    m, n = (rows, cols) if rows >= cols else (cols, rows)
+    a = np.asarray(jax.random.normal(key, (m, n), jnp.float32), np.float64)
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    want = (q if rows >= cols else q.T).reshape(shape)
+    got = np.asarray(orthogonal(2.0)(key, shape)) / 2.0
+    np.testing.assert_allclose(got, want, atol=2e-5)

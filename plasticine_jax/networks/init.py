@@ -18,22 +18,28 @@ import jax.numpy as jnp
 
 
 def _gram_schmidt_columns(a: jax.Array) -> jax.Array:
-    """Orthonormalises the columns of ``a`` ``[m, n]`` (m >= n), two MGS passes."""
+    """Orthonormalises the columns of ``a`` ``[m, n]`` (m >= n), two MGS passes.
+
+    The loop works on the transpose, one row per column: each step reads and writes a
+    contiguous row. Written on the columns themselves, every step's strided column update
+    cost a pass over the whole matrix on XLA:CPU: 8 vmapped ``[1024, 128]`` draws took 89 ms
+    against 26 ms this way, the same values to 3e-8 (measured 2026-12-04; the fresh draw of
+    ``shrink_perturb`` makes one after every minibatch, see benchmarks/RESULTS.md)."""
     n = a.shape[1]
 
-    def one_pass(q):
-        def body(j, q):
-            v = q[:, j]
-            # Project out the already-orthonormal columns 0..j-1 (masked, static shapes).
-            mask = (jnp.arange(n) < j).astype(q.dtype)
-            coeffs = (q.T @ v) * mask
-            v = v - q @ coeffs
+    def one_pass(qt):
+        def body(j, qt):
+            v = qt[j]
+            # Project out the already-orthonormal rows 0..j-1 (masked, static shapes).
+            mask = (jnp.arange(n) < j).astype(qt.dtype)
+            coeffs = (qt @ v) * mask
+            v = v - coeffs @ qt
             v = v / jnp.maximum(jnp.linalg.norm(v), 1e-12)
-            return q.at[:, j].set(v)
+            return qt.at[j].set(v)
 
-        return jax.lax.fori_loop(0, n, body, q)
+        return jax.lax.fori_loop(0, n, body, qt)
 
-    return one_pass(one_pass(a))
+    return one_pass(one_pass(a.T)).T
 
 
 def orthogonal(scale: float = 1.0):
