@@ -48,11 +48,16 @@ DEVICE_ENV = {"JAX_PLATFORMS": "cpu", "ALLOW_CPU": "1", "SEEDS": "1", "ENVS": "c
               "SWEEP_EXTRA": SWEEP_EXTRA}
 
 
-def _device(tmp_path, **env):
+def _script(tmp_path, script, **env):
+    """``benchmarks/<script>`` from ``tmp_path`` at the tiny sizes, ``env`` on top."""
     env = {**os.environ, **DEVICE_ENV, "PY": sys.executable, "OUT": str(tmp_path / "out"),
            "SITE": str(tmp_path / "site"), **env}
-    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_device.sh")], cwd=tmp_path,
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / script)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)
+
+
+def _device(tmp_path, **env):
+    return _script(tmp_path, "gpu_device.sh", **env)
 
 
 @pytest.mark.slow  # about 30 s on the 2-core development machine
@@ -152,9 +157,7 @@ def test_device_wheels_asks_pip_for_python_3_12_wheels_and_counts_them(tmp_path,
 
 
 def _gpu_sh(tmp_path, **env):
-    env = {**os.environ, **DEVICE_ENV, "PY": sys.executable, "OUT": "out", **env}
-    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh")], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return _script(tmp_path, "gpu.sh", **env)
 
 
 @pytest.mark.slow  # about 15 s on the 2-core development machine
